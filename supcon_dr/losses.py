@@ -5,14 +5,15 @@
 # %% auto #0
 __all__ = ['supcon_loss_naive', 'supcon_collapse_value', 'SupConLoss']
 
-# %% ../nbs/03_losses.ipynb #5bfe7a0c
+# %% ../nbs/03_losses.ipynb #b0175bde
 import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-# %% ../nbs/03_losses.ipynb #2381fa32
+# %% ../nbs/03_losses.ipynb #0ea6da06
 def _positive_mask(features, labels=None, mask=None):
     "Check the inputs of a SupCon loss and return the [batch, batch] positive-weight mask (float, on features' device)."
     if not torch.is_tensor(features) or features.ndim != 3:
@@ -38,7 +39,7 @@ def _positive_mask(features, labels=None, mask=None):
         raise ValueError("mask must hold finite, non-negative positive weights")
     return mask
 
-# %% ../nbs/03_losses.ipynb #f4dde7df
+# %% ../nbs/03_losses.ipynb #e8e09aa2
 def supcon_loss_naive(
     features:Tensor, # [batch, n_views, dim], L2-normalised embeddings
     labels:Tensor|None=None, # [batch] class labels; no labels and no `mask` means SimCLR
@@ -68,7 +69,7 @@ def supcon_loss_naive(
     if not losses: return features.sum() * 0.                          # 0, still attached to the graph
     return temperature / base_temperature * torch.stack(losses).mean()
 
-# %% ../nbs/03_losses.ipynb #8bef5b2e
+# %% ../nbs/03_losses.ipynb #f5867f32
 def supcon_collapse_value(
     batch_size:int, # N, images in the batch
     n_views:int=2, # V, views per image
@@ -79,30 +80,36 @@ def supcon_collapse_value(
     if batch_size * n_views < 2: raise ValueError(f"need at least 2 samples, got batch_size={batch_size}, n_views={n_views}")
     return temperature / base_temperature * math.log(batch_size * n_views - 1)
 
-# %% ../nbs/03_losses.ipynb #ce5d0a89
-class _ScaledGram(torch.autograd.Function):
-    "x @ x.T * scale, with the one-matmul backward of a symmetric product."
+# %% ../nbs/03_losses.ipynb #a51af2e9
+class _GramLogSumExp(torch.autograd.Function):
+    "lse_i = log sum_{j != i} exp(scale * x_i . x_j) for the rows of x [M, D]; backward is one matmul."
     @staticmethod
     def forward(ctx, x, scale):
-        ctx.save_for_backward(x); ctx.scale = scale
-        return (x * scale) @ x.T
+        p = (x * scale) @ x.T                       # [M, M] logits, overwritten in place below
+        p.diagonal().fill_(float('-inf'))           # j != i
+        row_max = p.amax(1, keepdim=True)
+        p.sub_(row_max).exp_()
+        total = p.sum(1, keepdim=True)
+        p.div_(total)                               # softmax over j != i: d lse_i / d logit_ij
+        ctx.save_for_backward(x, p); ctx.scale = scale
+        return (row_max + total.log()).squeeze(1)
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return (g + g.T) @ (x * ctx.scale), None
+        x, p = ctx.saved_tensors
+        gp = p * g[:, None]
+        return (gp + gp.T) @ (x * ctx.scale), None   # d/dx of sum_ij gp_ij * scale * x_i . x_j
 
-# %% ../nbs/03_losses.ipynb #11375626
+# %% ../nbs/03_losses.ipynb #44d8e59d
 def _supcon_per_anchor(z, m, temperature, contrast_mode):
     "Per-anchor L_out terms and their validity (W_i > 0) for features `z` [N,V,D] and image-level weights `m` [N,N]."
     n, v, d = z.shape
     flat = z.reshape(n * v, d)                                   # contrast set: image-major, a view, no copy
-    if contrast_mode == 'all':
-        logits = _ScaledGram.apply(flat, 1 / temperature)                          # [N*V, N*V]
-        logits.diagonal().fill_(float('-inf'))                                     # the anchor is not in A(i)
+    if contrast_mode == 'all': lse = _GramLogSumExp.apply(flat, 1 / temperature)  # [N*V]: log of the denominators
     else:
         logits = (z[:, 0] / temperature) @ flat.T                                   # [N, N*V]
         logits.view(n, n, v).diagonal(dim1=0, dim2=1)[0].fill_(float('-inf'))      # anchor (i, view 0) is column i*V
-    lse = torch.logsumexp(logits, 1)                             # log of the denominator, overflow-free
+        lse = torch.logsumexp(logits, 1)                                            # overflow-free
     pos_sum = m @ z.sum(1)                                       # [N, D]: sum_j m_ij S_j
     m_self = m.diagonal()
     if contrast_mode == 'all':
@@ -118,7 +125,7 @@ def _supcon_per_anchor(z, m, temperature, contrast_mode):
     per_anchor = lse - pos / (temperature * torch.where(valid, w, torch.ones_like(w)))
     return per_anchor, valid
 
-# %% ../nbs/03_losses.ipynb #25b7fa74
+# %% ../nbs/03_losses.ipynb #93fb8a4d
 class SupConLoss(nn.Module):
     "Supervised contrastive loss L_out (Khosla et al. 2020); SimCLR's NT-Xent without labels."
     def __init__(self,
@@ -138,6 +145,7 @@ class SupConLoss(nn.Module):
                 labels:Tensor|None=None, # [batch] class labels; no labels and no `mask` means SimCLR
                 mask:Tensor|None=None, # [batch, batch] positive weights: `mask[i, j]` weighs every view of j as a positive of i
                )->Tensor: # scalar loss (float32 for half-precision input); 0 if no anchor has a positive
+        "Mean of the L_out terms over the anchors that have a positive, times temperature / base_temperature."
         m = _positive_mask(features, labels, mask)
         z = features if features.dtype == torch.float64 else features.float()   # fp16/bf16 -> float32 inside
         if z.shape[0] * z.shape[1] < 2: return z.sum() * 0.                         # a single sample: nothing to contrast
