@@ -311,7 +311,7 @@ def get_dls(train_df:pd.DataFrame, # training manifest (`path`, `grade`)
     if two_view: ttfm, vtfm = TwoViews(contrastive_tfms(size, strength)), TwoViews(contrastive_tfms(size, strength))
     else: ttfm, vtfm = train_tfms(size), valid_tfms(size)
     tds, vds = ManifestDataset(train_df, ttfm), ManifestDataset(valid_df, vtfm)
-    device = default_device() if device is None else torch.device(device)
+    device = default_device(None if device is None else str(device))   # validated: 'tpu' or a missing GPU is a clear error
     common = dict(bs=int(bs), num_workers=int(num_workers), seed=seed, pin_memory=device.type == 'cuda')
     train = ManifestDL(tds, shuffle=True, drop_last=len(tds) >= bs, balanced=balanced, **common)
     valid = ManifestDL(vds, shuffle=False, drop_last=False, fixed_views=two_view, **common)

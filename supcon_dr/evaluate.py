@@ -150,7 +150,8 @@ def plot_confusion(y_true, # true ICDR grades, shape [N]
 
 # %% ../nbs/07_cv_evaluation.ipynb #c7a954aa
 METHOD_NAMES = {'ce': 'Cross-entropy (baseline)', 'supcon': 'SupCon + linear classifier',
-                'simclr': 'SimCLR + linear classifier', 'prior': 'Class prior (no model)'}
+                'simclr': 'SimCLR + linear classifier', 'prior': 'Class prior (no model)',
+                'random': 'Untrained encoder + linear classifier (control)'}
 
 def summarise(per_fold:pd.DataFrame, # one row per (method, fold), with a `method` column and metric columns
               metrics:list|None=None, # metric columns to summarise; default: those of `METRICS` present

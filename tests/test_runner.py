@@ -18,7 +18,7 @@ def test_runner_end_to_end(tmp_path):
     assert {'ce', 'supcon'} <= set(res['summary'])
     for m in ('accuracy', 'balanced_accuracy', 'auc_ovo', 'auc_ovr', 'precision_weighted', 'qwk'):
         assert 0 <= res['summary']['supcon'][m]['mean'] <= 1 or m == 'qwk', m
-    assert len(res['folds']) == 4 and res['config']['folds'] == 2
+    assert len(res['folds']) == 6 and res['config']['folds'] == 2
     assert 'Accuracy' in (out/'results.md').read_text()
     for f in ('confusion.png', 'loss_curves.png', 'severity.png', 'run.log'): assert (out/f).stat().st_size > 0, f
     # the table is printed too
