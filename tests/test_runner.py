@@ -26,7 +26,7 @@ def test_runner_end_to_end(tmp_path):
     # a rerun resumes: nothing is retrained, same numbers
     r2 = _run(*TINY, '--out', str(out))
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert 'resumed' in r2.stdout and 'trained' not in r2.stdout.replace('resumed', '')
+    assert '(resumed,' in r2.stdout and '(trained,' not in r2.stdout
     assert json.loads((out/'results.json').read_text())['summary'] == res['summary']
 
 @pytest.mark.parametrize('args,expect', [
