@@ -15,7 +15,7 @@ with warnings.catch_warnings():  # fastai's import touches torch.jit.script, whi
     warnings.simplefilter('ignore', FutureWarning)
     from fastai.data.load import DataLoader
     from fastai.data.core import DataLoaders
-from .core import N_GRADES, GRADE_NAMES, default_device
+from .core import N_GRADES, default_device
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RandomRotateFundus', 'valid_tfms', 'train_tfms', 'denormalize', 'show_augmentations',

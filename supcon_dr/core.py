@@ -30,7 +30,6 @@ def seed_everything(seed:int=0, # the seed for python, numpy and torch (CPU and 
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
-    os.environ['PYTHONHASHSEED'] = str(seed)
     if deterministic:
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False

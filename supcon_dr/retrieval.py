@@ -243,11 +243,11 @@ def retrieval_report(embeddings:dict, # name -> query embeddings `[m, dim]`
                       'silhouette': separation_scores(emb, labels, k)['silhouette']}
     return pd.DataFrame(rows).T
 
-# %% ../nbs/08_embeddings_retrieval.ipynb #13f11d04
+# %% ../nbs/08_embeddings_retrieval.ipynb #54d4bb7f
 def tsne_2d(embeddings, # `[n, dim]`
             perplexity:float=30.0, # t-SNE perplexity, capped at (n-1)/3
             seed:int=0, # t-SNE random state
-            threads:int|None=1, # OpenMP threads for the optimisation; None: all cores
+            threads:int|None=1, # OpenMP threads for the optimisation; None: the OpenMP default (all cores unless OMP_NUM_THREADS says less)
            )->np.ndarray:
     "A 2-D t-SNE map `[n, 2]` of the embeddings under the cosine metric."
     x = _l2_normalise(embeddings, 'embeddings')

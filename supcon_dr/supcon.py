@@ -12,23 +12,56 @@ import matplotlib.pyplot as plt
 with warnings.catch_warnings():
     warnings.simplefilter('ignore', FutureWarning)
     from fastai.learner import Learner
+    from fastai.callback.core import Callback
     from fastai.metrics import Metric
     from fastai.optimizer import Adam
 from .core import seed_everything, default_device
 from .augment import get_dls
 from .losses import SupConLoss, supcon_collapse_value
-from .models import (TrainConfig, create_encoder, freeze_stem, SupConModel, GradeClassifier, EpochCheckpoint,
-                              fit_resumable, load_checkpoint, _fold_dls)
+from .baseline import (TrainConfig, Encoder, create_encoder, GradeClassifier, EpochCheckpoint, fit_resumable,
+                              load_checkpoint, encoder_for, optimizer_for, run_key, fold_dls)
 
 # %% auto #0
-__all__ = ['ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform', 'supcon_learner', 'pretrain', 'plot_supcon_history',
-           'benchmark_pipeline']
+__all__ = ['SupConModel', 'mean_cosine', 'ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform', 'CollapseMonitor',
+           'supcon_learner', 'pretrain', 'plot_supcon_history', 'pretrain_fold', 'benchmark_pipeline']
+
+# %% ../nbs/05_supcon.ipynb #4de852a8
+class SupConModel(nn.Module):
+    "Encoder + projection head, L2-normalised: `[B,V,3,H,W]` -> `[B,V,out_dim]` (a plain batch `[B,3,H,W]` -> `[B,out_dim]`)."
+    def __init__(self, encoder:Encoder, # from `create_encoder`
+                 hidden_dim:int=512, # hidden width of the head (the original: 2048 -> 512 -> 128)
+                 out_dim:int=128, # embedding width
+                 head:str='bn', # 'mlp', 'bn' (BatchNorm on the hidden layer) or 'bn_out' (and on the output)
+                ):
+        super().__init__()
+        if head not in ('mlp', 'bn', 'bn_out'): raise ValueError(f"head must be 'mlp', 'bn' or 'bn_out', got {head!r}")
+        bn = head != 'mlp'
+        layers = [nn.Linear(encoder.num_features, hidden_dim, bias=not bn)] + ([nn.BatchNorm1d(hidden_dim)] if bn else [])
+        layers += [nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim, bias=head != 'bn_out')]
+        if head == 'bn_out': layers.append(nn.BatchNorm1d(out_dim, affine=False))
+        self.encoder, self.head = encoder, nn.Sequential(*layers)
+        self.arch = f"{encoder.arch}+{head}head{hidden_dim}-{out_dim}"
+    def forward(self, x):
+        if x.ndim == 4: return F.normalize(self.head(self.encoder(x)), dim=-1)
+        if x.ndim != 5: raise ValueError(f"expected a two-view batch [B,V,3,H,W] or a batch [B,3,H,W], got shape {tuple(x.shape)}")
+        b, v = x.shape[:2]
+        z = self.head(self.encoder(x.flatten(0, 1)))  # all views through the encoder in one batch (one BatchNorm pass)
+        return F.normalize(z, dim=-1).view(b, v, -1)
+
+# %% ../nbs/05_supcon.ipynb #12fff6f8
+def mean_cosine(z:torch.Tensor, # [N,D] L2-normalised embeddings, N >= 2
+               )->float:
+    "Mean cosine similarity over all pairs of different rows: 1 when every embedding is the same point."
+    z = z.detach().float()
+    if z.ndim != 2 or len(z) < 2: raise ValueError(f"need embeddings [N,D] with N >= 2, got shape {tuple(z.shape)}")
+    n, total = len(z), z.sum(0)
+    return float(((total @ total) - (z * z).sum()) / (n * (n - 1)))   # sum_{i != j} z_i.z_j, in O(N D)
 
 # %% ../nbs/05_supcon.ipynb #b509ba4d
 class ContrastiveLoss(nn.Module):
     "fastai loss `(features [B,V,D], grades [B])`: SupCon with the grades as labels, or SimCLR (labels ignored)."
     def __init__(self, method:str='supcon', # 'supcon' or 'simclr'
-                 temperature:float=0.07, # τ
+                 temperature:float=0.1, # τ (and τ_b: the loss is not rescaled)
                 ):
         super().__init__()
         if method not in ('supcon', 'simclr'): raise ValueError(f"method must be 'supcon' or 'simclr', got {method!r}")
@@ -74,11 +107,37 @@ def AlignUniform()->list:
     "Validation metrics: `align` (two views), `class_align` (same grade), `uniform` (Wang & Isola 2020)."
     return [_EmbedMetric(_view_align, 'align'), _EmbedMetric(_class_align, 'class_align'), _EmbedMetric(_uniform, 'uniform')]
 
-# %% ../nbs/05_supcon.ipynb #6d6e64ef
-_RESUME_KEYS = ('arch', 'pretrained', 'size', 'bs', 'supcon_epochs', 'lr', 'supcon_lr', 'wd', 'temperature',
-                'hidden_dim', 'out_dim', 'balanced', 'freeze_stem', 'seed')
-
 # %% ../nbs/05_supcon.ipynb #77311a14
+class CollapseMonitor(Callback):
+    "Per epoch: mean pairwise cosine and per-dimension std of the training embeddings; warns once if they have collapsed."
+    order = 55   # before `EpochCheckpoint` (60), which merges `epoch_record` into the epoch's row
+    def __init__(self, threshold:float=0.95, # mean pairwise cosine at or above which the embedding counts as collapsed
+                 warmup:float=0.25, # fraction of the epochs not checked (the learning rate is still rising)
+                ):
+        self.threshold, self.warmup, self.warned, self.epoch_record = threshold, warmup, False, None
+    def _finding(self): return any(type(c).__name__ == 'LRFinder' for c in self.learn.cbs)
+    def before_epoch(self): self.cos, self.std, self.losses, self.views = [], [], [], None
+    def after_batch(self):
+        if not self.training or self._finding(): return
+        z = self.pred.detach().float()
+        self.views, z = (z.shape[1], z[:, 0]) if z.ndim == 3 else (1, z)
+        if len(z) < 2: return
+        self.cos.append(mean_cosine(z)); self.std.append(float(z.std(0).mean())); self.losses.append(float(self.loss.detach()))
+    def after_epoch(self):
+        self.epoch_record = None
+        if not self.cos: return   # no training batch this epoch (skipped while resuming)
+        cos = float(np.mean(self.cos))
+        self.epoch_record = {'mean_cosine': cos, 'emb_std': float(np.mean(self.std))}
+        if self.warned or self.epoch + 1 <= self.warmup * self.n_epoch or cos < self.threshold: return
+        self.warned = True
+        cv = supcon_collapse_value(self.dls.train.bs, max(self.views, 2))
+        warnings.warn(f"the embeddings have collapsed: mean pairwise cosine {cos:.3f} >= {self.threshold} in epoch "
+                      f"{self.epoch + 1} of {self.n_epoch} (training loss {np.mean(self.losses):.3f}; a collapsed embedding "
+                      f"scores log(2B-1) = {cv:.3f}). Lower the learning rate (TrainConfig.supcon_lr, e.g. 1e-3 with AdamW), "
+                      f"use BatchNorm in the projection head (head='bn', or 'bn_out' which rules collapse out), "
+                      f"try a temperature of 0.1-0.2; chapter 05, 'Collapse', shows each.", stacklevel=2)
+
+# %% ../nbs/05_supcon.ipynb #3d851797
 def supcon_learner(dls, # two-view `DataLoaders` (`get_dls(..., two_view=True)`)
                    cfg:TrainConfig, # the settings
                    method:str='supcon', # 'supcon' or 'simclr'
@@ -86,34 +145,33 @@ def supcon_learner(dls, # two-view `DataLoaders` (`get_dls(..., two_view=True)`)
                    ckpt:str|None=None, # checkpoint file name; None: f'{method}_last.pth'
                    log:str|None=None, # CSV log name; None: f'{method}_history.csv'
                   )->Learner:
-    "A fastai `Learner` for contrastive pre-training: `SupConModel`, SupCon/SimCLR loss, alignment/uniformity metrics."
+    "A fastai `Learner` for contrastive pre-training: `SupConModel`, SupCon/SimCLR loss, embedding metrics, collapse monitor."
     loss = ContrastiveLoss(method, cfg.temperature)
-    seed_everything(cfg.seed)
-    enc = create_encoder(cfg.arch, cfg.pretrained)
-    if cfg.freeze_stem: freeze_stem(enc)
+    model = SupConModel(encoder_for(cfg), cfg.hidden_dim, cfg.out_dim, head=cfg.head)
     path = Path(path or tempfile.mkdtemp(prefix='supcon_dr_')); path.mkdir(parents=True, exist_ok=True)
-    config = {**{k: getattr(cfg, k) for k in _RESUME_KEYS}, 'method': method}
-    cb = EpochCheckpoint(path/(ckpt or f'{method}_last.pth'), {'config': config}, csv=path/(log or f'{method}_history.csv'))
-    learn = Learner(dls, SupConModel(enc, cfg.hidden_dim, cfg.out_dim), loss_func=loss, opt_func=Adam,
-                    lr=cfg.supcon_lr or cfg.lr, wd=cfg.wd, metrics=AlignUniform(), cbs=[cb], path=path)
+    cbs = [EpochCheckpoint(path/(ckpt or f'{method}_last.pth'), {'config': run_key(cfg, method=method)},
+                           csv=path/(log or f'{method}_history.csv')), CollapseMonitor(warmup=cfg.warmup)]
+    learn = Learner(dls, model, loss_func=loss, opt_func=optimizer_for(cfg), lr=cfg.supcon_lr, wd=cfg.wd,
+                    metrics=AlignUniform(), cbs=cbs, path=path)
     if cfg.amp and dls.device.type == 'cuda': learn.to_fp16()
     return learn
 
 def pretrain(learn:Learner, # from `supcon_learner`
-             cfg:TrainConfig, # the settings (`supcon_epochs`, `supcon_lr` or `lr`)
+             cfg:TrainConfig, # the settings (`supcon_epochs`, `supcon_lr`, `warmup`, `progress`)
+             prefix:str='', # in front of each progress line (when output is not a terminal)
             )->pd.DataFrame:
     "Run (or resume) `cfg.supcon_epochs` epochs of one-cycle pre-training; returns the per-epoch history."
-    return fit_resumable(learn, cfg.supcon_epochs, cfg.supcon_lr or cfg.lr, progress=cfg.progress)
+    return fit_resumable(learn, cfg.supcon_epochs, cfg.supcon_lr, progress=cfg.progress, warmup=cfg.warmup, prefix=prefix)
 
 # %% ../nbs/05_supcon.ipynb #d8b61d21
 def plot_supcon_history(learn:Learner, # after `pretrain`: its `EpochCheckpoint` holds every epoch and step, resumed ones too
                         title:str='', # figure title
                        ):
-    "Training loss per step with the collapse value; validation loss, alignment and uniformity per epoch."
+    "Training loss per step with the collapse value; validation loss, alignment, uniformity and mean cosine per epoch."
     cb = next(c for c in learn.cbs if isinstance(c, EpochCheckpoint))
     history, steps = cb.history, np.array(cb.steps)
     bs, n_iter = learn.dls.train.bs, len(learn.dls.train)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.6), gridspec_kw=dict(width_ratios=[1.3, 1, 0.8]))
     a1.plot(np.arange(1, len(steps) + 1) / n_iter, steps, label='train (smoothed, per step)')
     a1.plot(history.epoch + 1, history.valid_loss, 'o-', label='valid (per epoch)')
     cv = supcon_collapse_value(bs, 2)
@@ -130,9 +188,28 @@ def plot_supcon_history(learn:Learner, # after `pretrain`: its `EpochCheckpoint`
     a2.set(xlabel='epoch', title='validation embeddings (lower is better)')
     a2.xaxis.get_major_locator().set_params(integer=True)
     a2.legend(fontsize=8)
+    if 'mean_cosine' in history: a3.plot(history.epoch + 1, history.mean_cosine, 'o-', color='C3')
+    a3.axhline(1, color='grey', ls='--', lw=1); a3.text(1, 0.97, 'collapsed', va='top', fontsize=8, color='grey')
+    a3.set(xlabel='epoch', ylim=(-0.1, 1.05), title='mean pairwise cosine (train)')
+    a3.xaxis.get_major_locator().set_params(integer=True)
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/05_supcon.ipynb #c1b24c21
+def pretrain_fold(train_df:pd.DataFrame, # training manifest (`path`, `grade`, ...)
+                  valid_df:pd.DataFrame, # validation manifest (validation loss and embedding metrics)
+                  cfg:TrainConfig, # the settings
+                  method:str='supcon', # 'supcon' or 'simclr'
+                  out_dir=None, # folder for checkpoint and CSV log (resumed if present); None: a temporary folder
+                  prefix:str='', # in front of each progress line
+                 )->tuple:
+    "Contrastive pre-training on one fold: `(encoder, history)`, the encoder on the CPU in eval mode."
+    if not isinstance(cfg, TrainConfig): raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    with tempfile.TemporaryDirectory(prefix='supcon_dr_sc_') as tmp:
+        learn = supcon_learner(fold_dls(train_df, valid_df, cfg, two_view=True), cfg, method, path=out_dir or tmp)
+        hist = pretrain(learn, cfg, prefix=prefix)
+    return learn.model.encoder.cpu().eval(), hist
 
 # %% ../nbs/05_supcon.ipynb #1ee50691
 def benchmark_pipeline(train_df:pd.DataFrame, # images to load (cached at the training size)
@@ -148,7 +225,7 @@ def benchmark_pipeline(train_df:pd.DataFrame, # images to load (cached at the tr
                  num_workers=cfg.num_workers, seed=cfg.seed, device=device).train
     if len(dl) < 1: raise ValueError(f"need at least bs={cfg.bs} training images, got {len(train_df)}")
     enc = create_encoder(cfg.arch)
-    model = (SupConModel(enc, cfg.hidden_dim, cfg.out_dim) if two else GradeClassifier(enc)).to(device).train()
+    model = (SupConModel(enc, cfg.hidden_dim, cfg.out_dim, cfg.head) if two else GradeClassifier(enc)).to(device).train()
     loss_func = ContrastiveLoss(method, cfg.temperature) if two else nn.CrossEntropyLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=cfg.wd)
     amp = cfg.amp and device.type == 'cuda'

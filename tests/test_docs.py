@@ -9,6 +9,21 @@ def test_readme_matches_index():
     assert (ROOT/'README.md').read_text(encoding='utf-8') == readme.render(), \
         'README.md is out of date with nbs/index.ipynb: run `python tools/readme.py`'
 
+def test_results_come_from_the_committed_run():
+    """The index/README results section is what `readme_results` makes of the committed results/quick/results.json,
+    and that file is a complete run of the README's main command (all five folds, every method, training records)."""
+    import json, nbformat
+    from supcon_dr.experiment import readme_results
+    res = json.loads((ROOT/'results'/'quick'/'results.json').read_text())
+    assert res['config']['preset'] == 'quick' and res['config']['folds'] == 5
+    assert {'ce', 'supcon', 'random'} <= set(res['summary']) and len(res['training']) == 10
+    want = readme_results(res)
+    nb = nbformat.read(NBS/'index.ipynb', as_version=4)
+    shown = [o['data']['text/markdown'] for c in nb.cells if c.cell_type == 'code' and 'readme_results' in c.source
+             for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+    assert shown == [want], 'nbs/index.ipynb shows other results than results/quick/results.json: re-run the notebook'
+    assert want in (ROOT/'README.md').read_text(encoding='utf-8'), 'README.md is out of date: run `python tools/readme.py`'
+
 def test_readme_has_the_two_commands():
     text = (ROOT/'README.md').read_text(encoding='utf-8')
     assert 'pip install -e ".[dev]"' in text

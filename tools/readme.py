@@ -3,8 +3,9 @@
     python tools/readme.py           # write README.md
     python tools/readme.py --check   # exit 1 if README.md differs from what index.ipynb gives
 
-Markdown cells are copied; code cells not marked `#| hide` become ```python blocks followed by their text output;
-links to sibling notebooks are pointed at nbs/.
+Markdown cells are copied; code cells not marked `#| hide` become ```python blocks followed by their text output,
+except cells marked `#| echo: false`, of which only the output is kept (a markdown output as markdown); links to
+sibling notebooks are pointed at nbs/.
 """
 import re, sys
 from pathlib import Path
@@ -27,6 +28,9 @@ def _outputs(cell):
             if 'text/plain' in d: res.append(d['text/plain'])
     return [r.rstrip('\n') for r in res if r.strip()]
 
+def _is_markdown(cell):
+    return any('text/markdown' in o.get('data', {}) for o in cell.get('outputs', []))
+
 def render(nb_path=ROOT/'nbs'/'index.ipynb'):
     nb = nbformat.read(nb_path, as_version=4)
     parts = []
@@ -40,6 +44,9 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
             parts.append(md)
         elif cell.cell_type == 'code':
             if re.search(r'^#\|\s*hide\b', src, re.M): continue
+            if re.search(r'^#\|\s*echo:\s*false\b', src, re.M):   # output only; markdown output as it is
+                parts += [o if _is_markdown(cell) else f'```\n{o}\n```' for o in _outputs(cell)]
+                continue
             code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|'))
             parts.append(f'```python\n{code}\n```')
             parts += [f'```\n{o}\n```' for o in _outputs(cell)]
