@@ -23,6 +23,7 @@ from fastcore.imports import IN_NOTEBOOK
 from .core import N_GRADES, atomic_path, seed_everything, default_device
 from .augment import get_dls
 from .metrics import classification_metrics
+from .losses import KINDS, SIMILARITIES
 
 # %% auto #0
 __all__ = ['HEADS', 'PRESETS', 'Encoder', 'imagenet_weights_file', 'create_encoder', 'freeze_stem', 'GradeClassifier',
@@ -203,7 +204,12 @@ class TrainConfig:
     dropout:float = 0.0            # dropout before the baseline's linear layer
     class_weights:bool = True      # cross-entropy weighted by inverse grade frequency
     balanced:bool = False          # class-balanced sampler for the training loader
-    temperature:float = 0.1        # SupCon / SimCLR temperature (chapter 05)
+    temperature:float = 0.1        # SupCon / SimCLR / ordinal SupCon temperature (chapter 05)
+    ordinal_kind:str = 'linear'    # supcon_ord: positive weights by grade distance, 'linear' or 'gaussian' (chapter 11)
+    ordinal_power:float = 3.0      # supcon_ord, 'linear': weight (1 - distance / 4) ** power (chapter 11's study)
+    ordinal_sigma:float = 1.0      # supcon_ord, 'gaussian': weight exp(-distance**2 / (2 sigma**2)), sigma in grades
+    rnc_temperature:float = 1.0    # Rank-N-Contrast temperature on the unit sphere (chapter 11's study)
+    rnc_similarity:str = 'l2'      # Rank-N-Contrast similarity: 'l2' (minus the distance) or 'cosine' (chapter 11)
     head:str = 'bn'                # projection head (chapter 05): 'mlp', 'bn' (BatchNorm inside) or 'bn_out' (and on its output)
     hidden_dim:int = 512           # projection head: hidden width
     out_dim:int = 128              # projection head: embedding width
@@ -228,7 +234,7 @@ class TrainConfig:
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"TrainConfig.{k} must be a positive int, got {v!r}")
-        for k in ('lr', 'supcon_lr', 'temperature', 'probe_C'):
+        for k in ('lr', 'supcon_lr', 'temperature', 'probe_C', 'ordinal_power', 'ordinal_sigma', 'rnc_temperature'):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"TrainConfig.{k} must be a number > 0, got {v!r}")
@@ -236,11 +242,14 @@ class TrainConfig:
         if not 0 <= self.dropout < 1: raise ValueError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.opt not in ('adamw', 'sgd'): raise ValueError(f"TrainConfig.opt must be 'adamw' or 'sgd', got {self.opt!r}")
         if self.head not in HEADS: raise ValueError(f"TrainConfig.head must be one of {HEADS}, got {self.head!r}")
+        if self.ordinal_kind not in KINDS: raise ValueError(f"TrainConfig.ordinal_kind must be one of {KINDS}, got {self.ordinal_kind!r}")
+        if self.rnc_similarity not in SIMILARITIES:
+            raise ValueError(f"TrainConfig.rnc_similarity must be one of {SIMILARITIES}, got {self.rnc_similarity!r}")
 
 HEADS = ('mlp', 'bn', 'bn_out')
 PRESETS = {
     'quick': {},   # the defaults: the built-in synthetic data on a CPU, minutes
-    'cpu': dict(size=128, epochs=30, supcon_epochs=30),   # real photographs on a CPU: ~1 h for ~600 images on 2 cores
+    'cpu': dict(size=128, epochs=25, supcon_epochs=20, lr=1e-3, head='bn_out', temperature=0.2),   # real photos on a CPU (chapter 05)
     'paper': dict(arch='resnet50', pretrained=True, freeze_stem=True, size=224, bs=64, epochs=20, supcon_epochs=20,
                   lr=5e-3, supcon_lr=5e-3, num_workers=min(8, os.cpu_count() or 1)),   # the original study, for a GPU
 }

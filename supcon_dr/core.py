@@ -77,6 +77,9 @@ def atomic_path(path, # the file to write
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.is_file():
+            umask = os.umask(0); os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)   # as `open` would create it, not mkstemp's owner-only 0o600
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()

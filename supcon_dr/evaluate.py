@@ -4,14 +4,14 @@
 
 # %% ../nbs/07_cv_evaluation.ipynb #1df817ce
 from __future__ import annotations
-import json, math, time, warnings, dataclasses
+import json, math, os, time, warnings, dataclasses
 from pathlib import Path
 import numpy as np, pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything
 from functools import partial
-from .metrics import METRICS, classification_metrics, check_predictions, plot_confusion
+from .metrics import METRICS, LOWER_IS_BETTER, classification_metrics, check_predictions, plot_confusion
 from .data import patient_folds, fold_split
 from .baseline import TrainConfig, run_key, fit_ce_fold
 from .probe import fit_supcon_fold, fit_random_fold, fit_prior_fold
@@ -23,7 +23,8 @@ __all__ = ['METHOD_NAMES', 'ORIGINAL_RESULTS', 'TRAINERS', 'summarise', 'paired_
 # %% ../nbs/07_cv_evaluation.ipynb #c7a954aa
 METHOD_NAMES = {'ce': 'Cross-entropy (baseline)', 'supcon': 'SupCon + linear classifier',
                 'simclr': 'SimCLR + linear classifier', 'prior': 'Class prior (no model)',
-                'random': 'Untrained encoder + linear classifier (control)'}
+                'random': 'Untrained encoder + linear classifier (control)',
+                'supcon_ord': 'Ordinal SupCon + linear classifier', 'rnc': 'Rank-N-Contrast + linear classifier'}
 
 def summarise(per_fold:pd.DataFrame, # one row per (method, fold), with a `method` column and metric columns
               metrics:list|None=None, # metric columns to summarise; default: those of `METRICS` present
@@ -67,6 +68,7 @@ def paired_difference(per_fold:pd.DataFrame, # one row per (method, fold): colum
                mean_b=float(wide.loc[d.index, b].mean()), mean_diff=mean, sd_diff=sd,
                confidence=confidence, corrected=corrected, ci_low=np.nan, ci_high=np.nan, p_value=np.nan,
                wins=int((d > 0).sum()), losses=int((d < 0).sum()))
+    if metric in LOWER_IS_BETTER: res.update(wins=res['losses'], losses=res['wins'])   # MAE: a fold where a is lower is a win
     if n < 2:
         warnings.warn(f"only {n} fold compared: no confidence interval is possible from a single difference")
         return res
@@ -87,9 +89,11 @@ def verdict(diff:dict, # a result of `paired_difference`
             + ("" if np.isnan(lo) else f" ({diff['confidence']:.0%} CI {lo:+.3f} to {hi:+.3f}")
             + ("" if np.isnan(lo) else f", {diff['wins']} of {n} folds in its favour)"))
     if np.isnan(lo): return f"Not enough folds to decide on {data}: {nums} from {n} fold."
-    if lo > 0: return f"{na} beat {nb} on {data}: {nums}."
-    if hi < 0: return f"{na} did not beat {nb} on {data}; {nb} was better: {nums}."
-    lean = 'higher' if diff['mean_diff'] > 0 else 'lower' if diff['mean_diff'] < 0 else 'the same'
+    s = -1 if m in LOWER_IS_BETTER else 1                          # MAE: a negative difference is the win
+    if min(s * lo, s * hi) > 0: return f"{na} beat {nb} on {data}: {nums}."
+    if max(s * lo, s * hi) < 0: return f"{na} did not beat {nb} on {data}; {nb} was better: {nums}."
+    lean = ('higher' if diff['mean_diff'] > 0 else 'lower' if diff['mean_diff'] < 0 else 'the same') + \
+           (' (lower is better)' if m in LOWER_IS_BETTER and diff['mean_diff'] else '')
     return (f"{na} did not beat {nb} on {data}: the interval includes zero, so {n} folds cannot tell them apart "
             f"({na} scored {lean} on average): {nums}.")
 
@@ -129,7 +133,8 @@ def results_markdown(per_fold:pd.DataFrame, # one row per (method, fold), as ret
 
 # %% ../nbs/07_cv_evaluation.ipynb #953d741a
 TRAINERS = {'ce': fit_ce_fold, 'supcon': partial(fit_supcon_fold, method='supcon'),
-            'simclr': partial(fit_supcon_fold, method='simclr'), 'random': fit_random_fold, 'prior': fit_prior_fold}
+            'simclr': partial(fit_supcon_fold, method='simclr'), 'supcon_ord': partial(fit_supcon_fold, method='supcon_ord'),
+            'rnc': partial(fit_supcon_fold, method='rnc'), 'random': fit_random_fold, 'prior': fit_prior_fold}
 
 # %% ../nbs/07_cv_evaluation.ipynb #782066c9
 @dataclasses.dataclass
@@ -196,6 +201,27 @@ def _fold_record(method, fold, tr, va, trainer, cfg, cfg_d, out_dir, keep_encode
     h = h if h is None or isinstance(h, pd.DataFrame) else pd.DataFrame(h)
     return rec, h, getattr(res, 'encoder', None) if keep_encoders else None, 'trained'
 
+def _threads_for(jobs:int)->int: return max(1, (os.cpu_count() or 1) // jobs)
+
+def _fold_task(jobs, *args):
+    "`_fold_record` in a worker process: each of `jobs` workers gets its share of the cores."
+    import torch; torch.set_num_threads(_threads_for(jobs))
+    return _fold_record(*args)
+
+def _fold_records(tasks, trainers, cfg, cfg_d, out_dir, keep_encoders, jobs):
+    "`_fold_record` for every `(method, fold, tr, va)`, in order; in `jobs` processes when `jobs > 1` (longest first)."
+    if jobs <= 1:
+        for m, f, tr, va in tasks: yield _fold_record(m, f, tr, va, trainers[m], cfg, cfg_d, out_dir, keep_encoders)
+        return
+    import joblib
+    cost = {'supcon': 0, 'simclr': 0, 'supcon_ord': 0, 'rnc': 0, 'ce': 1}       # contrastive pre-training takes longest
+    order = sorted(range(len(tasks)), key=lambda i: (cost.get(tasks[i][0], 2), i))
+    done = joblib.Parallel(n_jobs=jobs, return_as='generator')(
+        joblib.delayed(_fold_task)(jobs, m, f, tr, va, trainers[m], cfg, cfg_d, out_dir, keep_encoders)
+        for m, f, tr, va in (tasks[i] for i in order))
+    out = dict(zip(order, done))
+    yield from (out[i] for i in range(len(tasks)))
+
 def _check_request(manifest, methods, trainers, folds, seed, n_splits):
     "Validate the arguments of `cross_validate`; returns `(manifest with folds, methods, folds)`."
     if not isinstance(manifest, pd.DataFrame): raise TypeError(f"manifest must be a DataFrame, got {type(manifest).__name__}")
@@ -215,35 +241,36 @@ def _check_request(manifest, methods, trainers, folds, seed, n_splits):
 # %% ../nbs/07_cv_evaluation.ipynb #aef41eaf
 def cross_validate(manifest:pd.DataFrame, # path, grade, patient_id (+ `fold`; made with `patient_folds` when absent)
                    cfg, # a `TrainConfig` (chapter 04): the same budget for every method
-                   methods=('ce', 'supcon'), # keys of `TRAINERS` ('ce', 'supcon', 'simclr', 'random', 'prior') or of `trainers`
+                   methods=('ce', 'supcon'), # keys of `TRAINERS` ('ce', 'supcon', 'simclr', 'supcon_ord', 'rnc', 'random', 'prior') or of `trainers`
                    folds=None, # which folds to run; None: all of them
                    out_dir=None, # folder for one result file per (method, fold); existing files are resumed
                    n_splits:int=5, # number of patient-grouped folds when `manifest` has no `fold` column
                    trainers:dict|None=None, # extra/replacement trainers: method -> f(train_df, valid_df, cfg, out_dir=None)
                    keep_encoders:bool=False, # keep each trained encoder in the result (memory!)
                    verbose:bool=True, # print one line per (method, fold)
+                   jobs:int=1, # (method, fold) trainings run at once, in separate processes that share the cores
                   )->CVResult:
     "Train and score each method on each patient-grouped fold; per-fold metrics and predictions."
     trainers = {**TRAINERS, **(trainers or {})}
     cfg_d = _run_config(cfg)
     manifest, methods, folds = _check_request(manifest, methods, trainers, folds, int(cfg_d.get('seed', 0)), n_splits)
+    if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1: raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     out_dir = None if out_dir is None else Path(out_dir)
     rows, preds, hist, encs = [], [], {}, {}
-    for fold in folds:
-        tr, va = fold_split(manifest, fold)
-        for method in methods:
-            rec, hist[(method, fold)], enc, status = _fold_record(method, fold, tr, va, trainers[method], cfg, cfg_d,
-                                                                  out_dir, keep_encoders)
-            if enc is not None: encs[(method, fold)] = enc
-            rows.append(dict(method=method, fold=fold, n_train=rec['n_train'], n_valid=rec['n_valid'],
-                             seconds=rec['seconds'], missing_grades=' '.join(map(str, rec['missing_grades'])),
-                             **rec['metrics'], status=status))
-            p = np.asarray(rec['probs'], float)
-            preds.append(pd.concat([pd.DataFrame(dict(method=method, fold=fold, path=rec['paths'], grade=rec['y_true'])),
-                                    pd.DataFrame(p, columns=[f'prob_{k}' for k in range(N_GRADES)])], axis=1).assign(pred=p.argmax(1)))
-            if verbose:
-                print(f"fold {fold} {method:>7}: acc {rec['metrics']['accuracy']:.3f}  auc {rec['metrics']['auc_ovr']:.3f}  "
-                      f"qwk {rec['metrics']['qwk']:.3f}  ({status}, {rec['seconds']:.1f}s)", flush=True)
+    tasks = [(method, fold, *fold_split(manifest, fold)) for fold in folds for method in methods]
+    for (method, fold, tr, va), (rec, h, enc, status) in zip(tasks, _fold_records(tasks, trainers, cfg, cfg_d, out_dir,
+                                                                                  keep_encoders, jobs)):
+        hist[(method, fold)] = h
+        if enc is not None: encs[(method, fold)] = enc
+        rows.append(dict(method=method, fold=fold, n_train=rec['n_train'], n_valid=rec['n_valid'],
+                         seconds=rec['seconds'], missing_grades=' '.join(map(str, rec['missing_grades'])),
+                         **rec['metrics'], status=status))
+        p = np.asarray(rec['probs'], float)
+        preds.append(pd.concat([pd.DataFrame(dict(method=method, fold=fold, path=rec['paths'], grade=rec['y_true'])),
+                                pd.DataFrame(p, columns=[f'prob_{k}' for k in range(N_GRADES)])], axis=1).assign(pred=p.argmax(1)))
+        if verbose:
+            print(f"fold {fold} {method:>7}: acc {rec['metrics']['accuracy']:.3f}  auc {rec['metrics']['auc_ovr']:.3f}  "
+                  f"qwk {rec['metrics']['qwk']:.3f}  ({status}, {rec['seconds']:.1f}s)", flush=True)
     per_fold, preds = pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
     miss = per_fold.loc[per_fold.missing_grades != '', ['method', 'fold', 'missing_grades']]
     if len(miss): warnings.warn(f"some validation folds lack grades (AUC over the grades present): "

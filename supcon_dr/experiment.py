@@ -11,13 +11,14 @@ from fastcore.script import call_parse, bool_arg
 from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything, default_device, supcon_home
 
 # %% auto #0
-__all__ = ['DATA_SOURCES', 'METHODS', 'SYNTHETIC_IMAGES', 'MAX_SYNTHETIC_SIZE', 'CONTRASTIVE', 'UsageError', 'make_config',
+__all__ = ['DATA_SOURCES', 'METHODS', 'CONTRASTIVE', 'SYNTHETIC_IMAGES', 'MAX_SYNTHETIC_SIZE', 'UsageError', 'make_config',
            'train_config', 'load_data', 'prepare_out', 'write_config', 'embedding_metrics', 'training_records',
-           'training_markdown', 'make_figures', 'run_experiment', 'readme_results', 'main']
+           'training_markdown', 'make_figures', 'default_jobs', 'run_experiment', 'readme_results', 'main']
 
 # %% ../nbs/09_experiment.ipynb #a25e556b
 DATA_SOURCES = ('synthetic', 'retinamnist', 'eyepacs', 'aptos', 'idrid', 'folder')
-METHODS = ('ce', 'supcon', 'simclr', 'random')
+METHODS = ('ce', 'supcon', 'simclr', 'supcon_ord', 'rnc', 'random')
+CONTRASTIVE = ('supcon', 'simclr', 'supcon_ord', 'rnc')   # chapter 05's `CONTRASTIVE_METHODS`: pre-training + probe
 SYNTHETIC_IMAGES = {'quick': 40, 'cpu': 120, 'paper': 200}   # --data synthetic: images per grade, by preset
 
 class UsageError(ValueError):
@@ -27,8 +28,8 @@ def _check_methods(methods)->list:
     ms = [m.strip() for m in str(methods).split(',') if m.strip()]
     bad = [m for m in ms if m not in METHODS]
     if bad or not ms: raise UsageError(f"--methods {methods!r}: expected a comma-separated list of {', '.join(METHODS)}")
-    if 'ce' not in ms or not {'supcon', 'simclr'} & set(ms):
-        raise UsageError(f"--methods {methods!r}: the comparison needs 'ce' and at least one of supcon, simclr")
+    if 'ce' not in ms or not set(CONTRASTIVE) & set(ms):
+        raise UsageError(f"--methods {methods!r}: the comparison needs 'ce' and at least one of {', '.join(CONTRASTIVE)}")
     if len(set(ms)) != len(ms): raise UsageError(f"--methods {methods!r} names a method twice")
     return ms
 
@@ -239,8 +240,6 @@ def embedding_metrics(folds_dir, # where `cross_validate` wrote `<method>_fold<k
     return pd.DataFrame(ret), pd.DataFrame(sev)
 
 # %% ../nbs/09_experiment.ipynb #7b560f06
-CONTRASTIVE = ('supcon', 'simclr')
-
 def training_records(cv, # the `CVResult` of `cross_validate` (histories of resumed folds included)
                      cfg:dict, # the configuration (`bs`)
                     )->list:
@@ -252,8 +251,9 @@ def training_records(cv, # the `CVResult` of `cross_validate` (histories of resu
         if h is None or not len(h) or 'train_loss' not in h: continue   # the control trains nothing
         r = dict(method=m, fold=int(f), epochs=len(h), first_train_loss=float(h.train_loss.iloc[0]),
                  final_train_loss=float(h.train_loss.iloc[-1]))
-        if m in CONTRASTIVE:
-            r.update(collapse_value=supcon_collapse_value(min(cfg['bs'], int(n_train[(m, f)])), 2),
+        if m in CONTRASTIVE:   # the last epoch's mean over its batches (chapter 05): RnC's depends on each batch's grades
+            cv = h['collapse_value'].iloc[-1] if 'collapse_value' in h else supcon_collapse_value(min(cfg['bs'], int(n_train[(m, f)])), 2)
+            r.update(collapse_value=float(cv),
                      mean_cosine=float(h['mean_cosine'].iloc[-1]) if 'mean_cosine' in h else float('nan'))
         recs.append(r)
     return recs
@@ -276,7 +276,7 @@ def training_markdown(recs:list)->str:
 def _save(fig, path):
     import matplotlib.pyplot as plt
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight')
+        fig.savefig(tmp, format='png', dpi=90, bbox_inches='tight')
     plt.close(fig)
     return Path(path)
 
@@ -325,7 +325,7 @@ def make_figures(out:Path, # the run folder
     paths.append(_save(fig, out/'severity.png'))
     return paths
 
-# %% ../nbs/09_experiment.ipynb #706394d5
+# %% ../nbs/09_experiment.ipynb #bb1a008f
 def _versions()->dict:
     import torch, torchvision, sklearn, fastai, supcon_dr
     v = dict(supcon_dr=supcon_dr.__version__, python=platform.python_version(), torch=torch.__version__,
@@ -357,6 +357,9 @@ def _comparisons(pf:pd.DataFrame, cfg:dict, what:str)->tuple:
     comps = {f'{m}_vs_ce': {k: paired_difference(pf, m, 'ce', k) for k in ('accuracy', 'auc_ovr', 'qwk', 'balanced_accuracy')}
              for m in con}
     sentences = [verdict(c['qwk'], data=what) for c in comps.values()]
+    for m in [m for m in ('supcon_ord', 'rnc') if m in con and 'supcon' in con]:   # chapter 11: do ordered grades help?
+        comps[f'{m}_vs_supcon'] = {k: paired_difference(pf, m, 'supcon', k) for k in ('accuracy', 'qwk', 'mae')}
+        sentences += ['Ordinal: ' + verdict(comps[f'{m}_vs_supcon'][k], data=what) for k in ('qwk', 'mae')]
     if 'random' in cfg['methods']:
         for m in con:
             d = paired_difference(pf, m, 'random', 'qwk')
@@ -381,11 +384,16 @@ def _caption(cfg:dict, man:pd.DataFrame, versions:dict)->str:
             f"{cfg['supcon_epochs']} contrastive epochs, batch {cfg['bs']}, {cfg['folds']} patient-grouped folds, "
             f"seed {cfg['seed']}, {versions.get('gpu', str(os.cpu_count()) + ' CPU cores')}.")
 
-def _cross_validate(man, cfg, out, progress):
+# %% ../nbs/09_experiment.ipynb #42b4bdd8
+def default_jobs(cfg:dict)->int:
+    "Trainings at once: on a CPU two processes that split the cores (small models use two cores badly), on a GPU one."
+    return min(2, os.cpu_count() or 1) if cfg['device'] == 'cpu' else 1
+
+def _cross_validate(man, cfg, out, progress, jobs):
     from supcon_dr.evaluate import cross_validate
     try:
         return cross_validate(man, train_config(cfg, progress), methods=cfg['methods'], out_dir=out/'folds',
-                              trainers={m: _embedding_trainer(m) for m in cfg['methods']}, verbose=True)
+                              trainers={m: _embedding_trainer(m) for m in cfg['methods']}, verbose=True, jobs=jobs)
     except ValueError as e:   # a finished fold in --out that belongs to other images (e.g. the data moved)
         if 'holds predictions for' in str(e) or 'written with a different configuration' in str(e): raise UsageError(f"--out {out}: {e}") from None
         raise
@@ -394,10 +402,13 @@ def run_experiment(cfg:dict, # from `make_config`
                    out, # the output folder
                    progress:bool=True, # progress bars in a terminal, one line per epoch in a log; False: quiet
                    figures:bool=True, # write the PNG figures
+                   jobs:int|None=None, # trainings at once, in processes that split the cores; None: `default_jobs(cfg)`
                   )->dict:
     "Run the whole comparison into `out` (resuming finished folds); returns the content of results.json."
     from supcon_dr.evaluate import results_markdown, METRICS
     t0 = time.time()
+    jobs = default_jobs(cfg) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise UsageError(f"--jobs must be an int >= 1, got {jobs!r}")
     out = prepare_out(out, cfg)
     log = _logger(out)
     log.info(f"supcon_dr_run: {json.dumps(cfg)}")
@@ -407,7 +418,8 @@ def run_experiment(cfg:dict, # from `make_config`
     counts = man.grade.value_counts().sort_index()
     log.info(f"data: {len(man)} images of {man.patient_id.nunique()} patients, per grade {counts.to_dict()}, "
              f"{cfg['folds']} patient-grouped folds, {cfg['size']} px ({cfg['preprocess']})")
-    cv = _cross_validate(man, cfg, out, progress)
+    log.info(f"training: {jobs} at a time, {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each")
+    cv = _cross_validate(man, cfg, out, progress, jobs)
     pf, recs = cv.per_fold, training_records(cv, cfg)
     ret, sev = embedding_metrics(out/'folds', cfg['methods'], sorted(int(f) for f in pf.fold.unique()))
     comps, sentences = _comparisons(pf, cfg, f"{cfg['data']} data ({len(man)} images, {cfg['size']} px)")
@@ -417,10 +429,12 @@ def run_experiment(cfg:dict, # from `make_config`
                folds=pf[['method', 'fold', 'n_train', 'n_valid', 'seconds'] + metrics[2:]].to_dict('records'),
                summary=_mean_std(pf[metrics]), comparisons=comps, verdicts=sentences, training=recs,
                retrieval=dict(folds=ret.to_dict('records'), summary=_mean_std(ret)),
-               severity=dict(folds=sev.to_dict('records'), summary=_mean_std(sev)), seconds=round(time.time() - t0, 1)))
+               severity=dict(folds=sev.to_dict('records'), summary=_mean_std(sev)), jobs=jobs, seconds=round(time.time() - t0, 1)))
     with atomic_path(out/'results.json') as tmp: tmp.write_text(json.dumps(res, indent=1))
     md = '\n\n'.join([results_markdown(pf, caption=_caption(cfg, man, versions)), *sentences, _learning_sentence(recs),
-                      '**Training** (per method, the range over folds):', training_markdown(recs),
+                      '**Training** (per method, the range over folds; the collapse value is the loss of a collapsed embedding '
+                      'on the last epoch\'s batches: log(2B−1) for SupCon, SimCLR and ordinal SupCon, and for RnC the mean '
+                      'over the batches of a value set by each batch\'s grades):', training_markdown(recs),
                       '**Retrieval** (held-out images queried against their fold\'s training images, mean ± std over folds):',
                       _summary_markdown(res['retrieval']['summary']),
                       '**Severity ordering** (Spearman ρ of each score with the grade, mean ± std over folds):',
@@ -465,13 +479,13 @@ def main(preset:str=None, # quick (built-in data, CPU minutes), cpu (real photos
          root:str=None, # the data set's folder (eyepacs, aptos, idrid, folder; optional for the others)
          patient_re:str=None, # --data folder: regex on the file name whose first group is the patient id
          out:str='runs/supcon_dr', # output folder: results.json, results.md, figures, run.log
-         methods:str='ce,supcon,random', # comma-separated: ce, one or both of supcon and simclr, and the random-encoder control
+         methods:str='ce,supcon,random', # comma-separated: ce, at least one of supcon, simclr, supcon_ord, rnc (chapter 11), and the random-encoder control
          folds:int=5, # patient-grouped cross-validation folds
          n_per_grade:int=None, # --data synthetic: images per grade (quick: 40)
          difficulty:str='easy', # --data synthetic: easy, medium or hard (chapter 01a)
          samples_per_class:int=None, # class-balanced subset of at most this many images per grade
          preprocess:str='graham', # graham, original, circle or none
-         size:int=None, # image side in pixels (quick 48, cpu 128, paper 224)
+         size:int=None, # image side in pixels (quick 64, cpu 128, paper 224)
          arch:str=None, # torchvision encoder: resnet18, resnet34, resnet50 (paper: resnet50)
          pretrained:bool_arg=None, # true/false: start from ImageNet weights (paper: true; needs them downloaded once)
          small_stem:bool_arg=None, # true/false: drop the ResNet stem's max-pool (for small images)
@@ -481,21 +495,27 @@ def main(preset:str=None, # quick (built-in data, CPU minutes), cpu (real photos
          opt:str=None, # adamw or sgd
          lr:float=None, # peak learning rate of cross-entropy
          supcon_lr:float=None, # peak learning rate of contrastive pre-training
-         temperature:float=None, # SupCon / SimCLR temperature (0.1)
+         temperature:float=None, # SupCon / SimCLR / supcon_ord temperature (0.1)
+         ordinal_kind:str=None, # supcon_ord: positive weights by grade distance, linear or gaussian (linear)
+         ordinal_power:float=None, # supcon_ord, linear: exponent of the weight (3)
+         rnc_temperature:float=None, # rnc: Rank-N-Contrast temperature on the unit sphere (1.0)
+         rnc_similarity:str=None, # rnc: l2 or cosine (l2)
          head:str=None, # projection head: mlp, bn or bn_out
          seed:int=None, # seed of data, folds, weights and augmentations (0)
          device:str=None, # cpu, cuda, mps (default: the best available)
          num_workers:int=None, # DataLoader worker processes
+         jobs:int=None, # trainings at once, each in a process with its share of the cores (default: 2 on a CPU, 1 on a GPU)
         ):
     "Cross-entropy vs SupCon (+ linear probe) vs an untrained encoder, on patient-grouped folds: the whole study in one command."
     train = dict(size=size, arch=arch, pretrained=pretrained, small_stem=small_stem, bs=bs, epochs=epochs,
                  supcon_epochs=supcon_epochs, opt=opt, lr=lr, supcon_lr=supcon_lr, temperature=temperature, head=head,
+                 ordinal_kind=ordinal_kind, ordinal_power=ordinal_power, rnc_temperature=rnc_temperature, rnc_similarity=rnc_similarity,
                  seed=seed, device=device, num_workers=num_workers)
     try:
         cfg = make_config(data=data, root=root, patient_re=patient_re, preset=preset, quick=quick, methods=methods, folds=folds,
                           n_per_grade=n_per_grade, difficulty=difficulty, samples_per_class=samples_per_class,
                           preprocess=preprocess, **train)
-        run_experiment(cfg, out)
+        run_experiment(cfg, out, jobs=jobs)
     except UsageError as e:
         print(f"supcon_dr_run: error: {e}", file=sys.stderr); sys.exit(2)
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from .core import N_GRADES, atomic_path, seed_everything, default_device
 from .augment import ManifestDataset, valid_tfms
 from .metrics import classification_metrics
 from .baseline import TrainConfig, FoldResult, encoder_for
-from .supcon import pretrain_fold
+from .supcon import pretrain_fold, CONTRASTIVE_METHODS
 
 # %% auto #0
 __all__ = ['extract_features', 'cached_features', 'linear_probe', 'knn_probe', 'probe_scores', 'fit_supcon_fold', 'probe_fold',
@@ -126,12 +126,12 @@ def _scores(y, probs)->dict:
 def fit_supcon_fold(train_df:pd.DataFrame, # training manifest (`path`, `grade`, ...)
                     valid_df:pd.DataFrame, # validation manifest
                     cfg:TrainConfig, # the settings (`supcon_epochs`, `temperature`, `probe_C`, ...)
-                    method:str='supcon', # 'supcon' or 'simclr'
+                    method:str='supcon', # one of chapter 05's `CONTRASTIVE_METHODS`: 'supcon', 'simclr', 'supcon_ord', 'rnc'
                     out_dir=None, # folder for checkpoint, CSV log and feature cache (resumed if present); None: temporary
                     prefix:str='', # in front of each progress line
                    )->FoldResult:
     "SupCon (or SimCLR) pre-training on one fold, then a logistic-regression probe on the frozen encoder's features."
-    if method not in ('supcon', 'simclr'): raise ValueError(f"method must be 'supcon' or 'simclr', got {method!r}")
+    if method not in CONTRASTIVE_METHODS: raise ValueError(f"method must be one of {CONTRASTIVE_METHODS}, got {method!r}")
     enc, hist = pretrain_fold(train_df, valid_df, cfg, method, out_dir=out_dir, prefix=prefix)
     return probe_fold(enc, train_df, valid_df, cfg, hist, cache_dir=None if out_dir is None else Path(out_dir)/'features')
 

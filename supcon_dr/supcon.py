@@ -17,13 +17,14 @@ with warnings.catch_warnings():
     from fastai.optimizer import Adam
 from .core import seed_everything, default_device
 from .augment import get_dls
-from .losses import SupConLoss, supcon_collapse_value
+from .losses import SupConLoss, OrdinalSupConLoss, RankNContrastLoss, supcon_collapse_value, rnc_collapse_value
 from .baseline import (TrainConfig, Encoder, create_encoder, GradeClassifier, EpochCheckpoint, fit_resumable,
                               load_checkpoint, encoder_for, optimizer_for, run_key, fold_dls)
 
 # %% auto #0
-__all__ = ['SupConModel', 'mean_cosine', 'ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform', 'CollapseMonitor',
-           'supcon_learner', 'pretrain', 'plot_supcon_history', 'pretrain_fold', 'benchmark_pipeline']
+__all__ = ['CONTRASTIVE_METHODS', 'SupConModel', 'mean_cosine', 'ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform',
+           'CollapseMonitor', 'supcon_learner', 'pretrain', 'plot_supcon_history', 'pretrain_fold',
+           'benchmark_pipeline']
 
 # %% ../nbs/05_supcon.ipynb #4de852a8
 class SupConModel(nn.Module):
@@ -57,16 +58,35 @@ def mean_cosine(z:torch.Tensor, # [N,D] L2-normalised embeddings, N >= 2
     n, total = len(z), z.sum(0)
     return float(((total @ total) - (z * z).sum()) / (n * (n - 1)))   # sum_{i != j} z_i.z_j, in O(N D)
 
-# %% ../nbs/05_supcon.ipynb #b509ba4d
+# %% ../nbs/05_supcon.ipynb #7b7c495a
+CONTRASTIVE_METHODS = ('supcon', 'simclr', 'supcon_ord', 'rnc')
+
 class ContrastiveLoss(nn.Module):
-    "fastai loss `(features [B,V,D], grades [B])`: SupCon with the grades as labels, or SimCLR (labels ignored)."
-    def __init__(self, method:str='supcon', # 'supcon' or 'simclr'
-                 temperature:float=0.1, # τ (and τ_b: the loss is not rescaled)
+    "fastai loss `(features [B,V,D], grades [B])`: SupCon, SimCLR (labels ignored), or chapter 11's ordinal SupCon or Rank-N-Contrast."
+    def __init__(self, method:str='supcon', # one of `CONTRASTIVE_METHODS`
+                 temperature:float=0.1, # τ (and τ_b: the loss is not rescaled); for 'rnc' RnC's temperature
+                 kind:str='linear', # 'supcon_ord': the positive weights of `ordinal_mask` ('linear' or 'gaussian')
+                 power:float=1.0, # 'supcon_ord', 'linear': the exponent of the weight
+                 sigma:float=1.0, # 'supcon_ord', 'gaussian': the width in grades
+                 similarity:str='l2', # 'rnc': 'l2' (minus the distance) or 'cosine'
                 ):
         super().__init__()
-        if method not in ('supcon', 'simclr'): raise ValueError(f"method must be 'supcon' or 'simclr', got {method!r}")
-        self.method, self.loss = method, SupConLoss(temperature=temperature, base_temperature=temperature)
-    def forward(self, features, y): return self.loss(features, labels=y if self.method == 'supcon' else None)
+        if method not in CONTRASTIVE_METHODS: raise ValueError(f"method must be one of {CONTRASTIVE_METHODS}, got {method!r}")
+        self.method = method
+        if method == 'rnc': self.loss = RankNContrastLoss(temperature, similarity)
+        elif method == 'supcon_ord': self.loss = OrdinalSupConLoss(kind, power, sigma, temperature=temperature, base_temperature=temperature)
+        else: self.loss = SupConLoss(temperature=temperature, base_temperature=temperature)
+    def forward(self, features, y): return self.loss(features) if self.method == 'simclr' else self.loss(features, y)
+    def collapse_value(self, y, # the batch's grades [B]
+                       n_views:int=2)->float:
+        "The loss of a collapsed embedding on a batch with grades `y`: ln(BV-1), or for 'rnc' a value set by the grades."
+        return rnc_collapse_value(y, n_views) if self.method == 'rnc' else supcon_collapse_value(len(y), n_views)
+    @classmethod
+    def from_config(cls, method:str, # one of `CONTRASTIVE_METHODS`
+                    cfg:TrainConfig): # `temperature`, `ordinal_kind`, `ordinal_power`, `ordinal_sigma`, `rnc_temperature`, `rnc_similarity`
+        "The loss of `method` with the settings of `cfg`."
+        if method == 'rnc': return cls('rnc', cfg.rnc_temperature, similarity=cfg.rnc_similarity)
+        return cls(method, cfg.temperature, kind=cfg.ordinal_kind, power=cfg.ordinal_power, sigma=cfg.ordinal_sigma)
 
 # %% ../nbs/05_supcon.ipynb #a34c5fb2
 def alignment(z1:torch.Tensor, # [N,D] L2-normalised embeddings
@@ -116,37 +136,38 @@ class CollapseMonitor(Callback):
                 ):
         self.threshold, self.warmup, self.warned, self.epoch_record = threshold, warmup, False, None
     def _finding(self): return any(type(c).__name__ == 'LRFinder' for c in self.learn.cbs)
-    def before_epoch(self): self.cos, self.std, self.losses, self.views = [], [], [], None
+    def before_epoch(self): self.cos, self.std, self.losses, self.cvs, self.views = [], [], [], [], None
     def after_batch(self):
         if not self.training or self._finding(): return
         z = self.pred.detach().float()
         self.views, z = (z.shape[1], z[:, 0]) if z.ndim == 3 else (1, z)
         if len(z) < 2: return
         self.cos.append(mean_cosine(z)); self.std.append(float(z.std(0).mean())); self.losses.append(float(self.loss.detach()))
+        cv = getattr(self.learn.loss_func, 'collapse_value', None)     # RnC's depends on the batch's grades
+        self.cvs.append(cv(self.yb[0].cpu(), max(self.views, 2)) if cv else supcon_collapse_value(len(z), max(self.views, 2)))
     def after_epoch(self):
         self.epoch_record = None
         if not self.cos: return   # no training batch this epoch (skipped while resuming)
         cos = float(np.mean(self.cos))
-        self.epoch_record = {'mean_cosine': cos, 'emb_std': float(np.mean(self.std))}
+        self.epoch_record = {'mean_cosine': cos, 'emb_std': float(np.mean(self.std)), 'collapse_value': float(np.mean(self.cvs))}
         if self.warned or self.epoch + 1 <= self.warmup * self.n_epoch or cos < self.threshold: return
         self.warned = True
-        cv = supcon_collapse_value(self.dls.train.bs, max(self.views, 2))
         warnings.warn(f"the embeddings have collapsed: mean pairwise cosine {cos:.3f} >= {self.threshold} in epoch "
                       f"{self.epoch + 1} of {self.n_epoch} (training loss {np.mean(self.losses):.3f}; a collapsed embedding "
-                      f"scores log(2B-1) = {cv:.3f}). Lower the learning rate (TrainConfig.supcon_lr, e.g. 1e-3 with AdamW), "
+                      f"scores {self.epoch_record['collapse_value']:.3f}). Lower the learning rate (TrainConfig.supcon_lr, e.g. 1e-3 with AdamW), "
                       f"use BatchNorm in the projection head (head='bn', or 'bn_out' which rules collapse out), "
                       f"try a temperature of 0.1-0.2; chapter 05, 'Collapse', shows each.", stacklevel=2)
 
 # %% ../nbs/05_supcon.ipynb #3d851797
 def supcon_learner(dls, # two-view `DataLoaders` (`get_dls(..., two_view=True)`)
                    cfg:TrainConfig, # the settings
-                   method:str='supcon', # 'supcon' or 'simclr'
+                   method:str='supcon', # one of `CONTRASTIVE_METHODS`
                    path=None, # folder for checkpoint and CSV log; None: a new temporary folder
                    ckpt:str|None=None, # checkpoint file name; None: f'{method}_last.pth'
                    log:str|None=None, # CSV log name; None: f'{method}_history.csv'
                   )->Learner:
     "A fastai `Learner` for contrastive pre-training: `SupConModel`, SupCon/SimCLR loss, embedding metrics, collapse monitor."
-    loss = ContrastiveLoss(method, cfg.temperature)
+    loss = ContrastiveLoss.from_config(method, cfg)
     model = SupConModel(encoder_for(cfg), cfg.hidden_dim, cfg.out_dim, head=cfg.head)
     path = Path(path or tempfile.mkdtemp(prefix='supcon_dr_')); path.mkdir(parents=True, exist_ok=True)
     cbs = [EpochCheckpoint(path/(ckpt or f'{method}_last.pth'), {'config': run_key(cfg, method=method)},
@@ -174,12 +195,16 @@ def plot_supcon_history(learn:Learner, # after `pretrain`: its `EpochCheckpoint`
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.6), gridspec_kw=dict(width_ratios=[1.3, 1, 0.8]))
     a1.plot(np.arange(1, len(steps) + 1) / n_iter, steps, label='train (smoothed, per step)')
     a1.plot(history.epoch + 1, history.valid_loss, 'o-', label='valid (per epoch)')
-    cv = supcon_collapse_value(bs, 2)
-    a1.axhline(cv, color='C0', ls='--', lw=1, label=f'train collapse value log(2·{bs}-1) = {cv:.2f}')
-    n_val, vbs = len(learn.dls.valid.dataset), learn.dls.valid.bs  # validation batches can be smaller: their own line
-    sizes = [vbs] * (n_val // vbs) + ([n_val % vbs] if n_val % vbs else [])
-    vcv = sum(b * supcon_collapse_value(b, 2) for b in sizes if b > 0) / n_val
-    if abs(vcv - cv) > 1e-3: a1.axhline(vcv, color='C1', ls=':', lw=1, label=f'valid collapse value = {vcv:.2f}')
+    if getattr(learn.loss_func, 'method', None) == 'rnc':           # RnC's depends on each batch's grades: the epochs' mean
+        cv = float(history.collapse_value.mean())
+        a1.axhline(cv, color='C0', ls='--', lw=1, label=f'train collapse value (mean over batches) = {cv:.2f}')
+    else:
+        cv = supcon_collapse_value(bs, 2)
+        a1.axhline(cv, color='C0', ls='--', lw=1, label=f'train collapse value log(2·{bs}-1) = {cv:.2f}')
+        n_val, vbs = len(learn.dls.valid.dataset), learn.dls.valid.bs  # validation batches can be smaller: their own line
+        sizes = [vbs] * (n_val // vbs) + ([n_val % vbs] if n_val % vbs else [])
+        vcv = sum(b * supcon_collapse_value(b, 2) for b in sizes if b > 0) / n_val
+        if abs(vcv - cv) > 1e-3: a1.axhline(vcv, color='C1', ls=':', lw=1, label=f'valid collapse value = {vcv:.2f}')
     a1.set(xlabel='epoch', ylabel='loss', title='contrastive loss')
     a1.legend(fontsize=8)
     for k, st in (('align', 'o-'), ('class_align', 's-'), ('uniform', '^-')):
@@ -200,7 +225,7 @@ def plot_supcon_history(learn:Learner, # after `pretrain`: its `EpochCheckpoint`
 def pretrain_fold(train_df:pd.DataFrame, # training manifest (`path`, `grade`, ...)
                   valid_df:pd.DataFrame, # validation manifest (validation loss and embedding metrics)
                   cfg:TrainConfig, # the settings
-                  method:str='supcon', # 'supcon' or 'simclr'
+                  method:str='supcon', # one of `CONTRASTIVE_METHODS`
                   out_dir=None, # folder for checkpoint and CSV log (resumed if present); None: a temporary folder
                   prefix:str='', # in front of each progress line
                  )->tuple:
@@ -226,7 +251,7 @@ def benchmark_pipeline(train_df:pd.DataFrame, # images to load (cached at the tr
     if len(dl) < 1: raise ValueError(f"need at least bs={cfg.bs} training images, got {len(train_df)}")
     enc = create_encoder(cfg.arch)
     model = (SupConModel(enc, cfg.hidden_dim, cfg.out_dim, cfg.head) if two else GradeClassifier(enc)).to(device).train()
-    loss_func = ContrastiveLoss(method, cfg.temperature) if two else nn.CrossEntropyLoss()
+    loss_func = ContrastiveLoss.from_config(method, cfg) if two else nn.CrossEntropyLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=cfg.wd)
     amp = cfg.amp and device.type == 'cuda'
     scaler = torch.amp.GradScaler('cuda', enabled=amp)

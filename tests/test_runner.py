@@ -47,6 +47,9 @@ def test_runner_end_to_end(tmp_path):
     (['--quick', '--lr', '0'], '--lr must be a number > 0, got 0'),
     (['--quick', '--temperature', '-0.1'], '--temperature must be a number > 0'),
     (['--quick', '--size', '5000'], 'larger than the synthetic images, which are rendered at 128 px'),
+    (['--quick', '--methods', 'ce,rnc', '--rnc_temperature', '0'], '--rnc_temperature must be a number > 0, got 0'),
+    (['--quick', '--methods', 'ce,supcon_ord', '--ordinal_kind', 'cubic'], "--ordinal_kind must be one of ('exact', 'linear', 'gaussian'), got 'cubic'"),
+    (['--quick', '--methods', 'ce,byol'], "--methods 'ce,byol': expected a comma-separated list of ce, supcon, simclr, supcon_ord, rnc, random"),
 ])
 def test_runner_bad_input(tmp_path, args, expect):
     r = _run(*args, '--out', str(tmp_path/'o'))

@@ -3,6 +3,8 @@
     python tools/nb.py draft nbs/NN_name.ipynb DRAFT.py    # notebook -> py:percent draft, to edit
     python tools/nb.py build DRAFT.py nbs/NN_name.ipynb    # draft -> notebook, executed in nbs/, cleaned
     python tools/nb.py run nbs/NN_name.ipynb               # re-execute an existing notebook in place, then clean
+    python tools/nb.py sync DRAFT.py nbs/NN_name.ipynb     # draft -> notebook, nothing executed: outputs of unchanged cells kept
+    python tools/nb.py slim nbs/*.ipynb                    # re-encode the image outputs smaller (done by build and run)
 
 `build` and `run` execute every cell except the `#| slow` / `#| gpu` / `#| notest` cells whose source is unchanged and
 that have outputs: those keep the outputs they have in the existing notebook (a measurement taken once is not silently replaced by one
@@ -12,7 +14,7 @@ flagged cell's old outputs (and executes none of them, even new ones).
 Notebooks in nbs/ are the source of truth; drafts are a convenience and are not committed.
 Needs `pip install jupytext` (an authoring tool, not a project dependency).
 """
-import re, sys, subprocess, time, difflib
+import re, sys, subprocess, time, difflib, base64, io
 from configparser import ConfigParser
 from pathlib import Path
 import nbformat
@@ -33,6 +35,8 @@ def _keep_ids(old, nb):
             for i, j in zip(range(i1, i2), range(j1, j2)): nb.cells[j].id = old.cells[i].id
 
 def execute(nb, path, old_outputs, mode='changed', timeout=3600):
+    import os
+    os.environ.pop('MPLBACKEND', None)   # the kernel inherits it: 'Agg' would silently drop every figure from the outputs
     nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}})
     t = time.time()
@@ -48,7 +52,30 @@ def execute(nb, path, old_outputs, mode='changed', timeout=3600):
             if time.time() - t0 > 5: print(f'  cell {i}: {time.time()-t0:.1f}s', flush=True)
     nbformat.write(nb, path)
     subprocess.run(['nbdev_clean', '--fname', str(path)], check=True)
+    slim(path)
     print(f'executed {path} in {time.time()-t:.1f}s')
+
+def _smaller(data, kind):
+    "A re-encoded image if it is smaller: plots (PNG) as 256-colour PNG, photo grids (JPEG) at quality 72 (over 80 KB: at 3/4 size)."
+    from PIL import Image
+    raw = base64.b64decode(data)
+    im, buf = Image.open(io.BytesIO(raw)), io.BytesIO()
+    if kind == 'image/png': im.convert('RGB').quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, 'PNG', optimize=True)
+    else:
+        if len(raw) > 80_000: im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.LANCZOS)   # a large photo grid
+        im.convert('RGB').save(buf, 'JPEG', quality=72, optimize=True)
+    new = buf.getvalue()
+    return base64.b64encode(new).decode() + '\n' if len(new) < 0.9 * len(raw) else data
+
+def slim(path):
+    "Re-encode the notebook's image outputs (PNG plots quantized, JPEGs at quality 72) where that makes them smaller."
+    nb, before = nbformat.read(path, as_version=4), Path(path).stat().st_size
+    for c in nb.cells:
+        for o in c.get('outputs', []):
+            for k in ('image/png', 'image/jpeg'):
+                if k in o.get('data', {}) and len(o['data'][k]) > 20_000: o['data'][k] = _smaller(o['data'][k], k)
+    nbformat.write(nb, path)
+    print(f'{path}: {before // 1024} KB -> {Path(path).stat().st_size // 1024} KB')
 
 def _old_outputs(path):
     if not path.exists(): return None, {}
@@ -73,6 +100,18 @@ def main():
     elif cmd == 'run':
         path = Path(args[0]); old, outs = _old_outputs(path)
         execute(old, path, outs, mode)
+    elif cmd == 'sync':   # the sources of the draft, the outputs of identical cells, nothing run: to export before a build
+        src, dst = args[0], Path(args[1])
+        old, outs = _old_outputs(dst)
+        tmp = dst.with_name(f'.{dst.stem}.building.ipynb')
+        subprocess.run(['jupytext', '--quiet', '--to', 'ipynb', '--output', str(tmp), src], check=True)
+        nb = nbformat.read(tmp, as_version=4)
+        if old is not None: _keep_ids(old, nb)
+        for c in nb.cells:
+            if c.cell_type == 'code': c.outputs, c.execution_count = outs.get(c.source, []), None
+        nbformat.write(nb, tmp); tmp.replace(dst)
+    elif cmd == 'slim':
+        for a in args: slim(Path(a))
     elif cmd == 'draft':
         src, dst = args
         subprocess.run(['jupytext', '--quiet', '--to', 'py:percent', '--output', dst, src], check=True)
