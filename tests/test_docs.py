@@ -68,3 +68,19 @@ def test_proc_nbs_and_sidebar(tmp_path):
     side = yaml.safe_load((tmp_path/'nbs'/'sidebar.yml').read_text())
     contents = str(side['website']['sidebar']['contents'])
     for nb in notebooks(): assert nb.name in contents, f'{nb.name} missing from the sidebar'
+
+def test_docs_processing_runs_no_slow_cell():
+    """nbdev's docs pre-processing executes every cell that contains an import (and the export cells). A `#| slow` or
+    `#| gpu` cell that imports *and* trains would then train during `nbdev_docs`, for minutes and with an empty cache.
+    Such cells keep their imports in a cell of their own."""
+    import ast, json, re
+    bad = []
+    for nb in notebooks():
+        for i, c in enumerate(json.loads(nb.read_text(encoding='utf-8'))['cells']):
+            src = ''.join(c['source'])
+            if c['cell_type'] != 'code' or not re.search(r'^#\|\s*(slow|gpu)\s*$', src, re.M): continue
+            tree = ast.parse(src)
+            imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+            work = [t for t in tree.body if not isinstance(t, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
+            if imports and work: bad.append(f'{nb.name} cell {i}: {src.splitlines()[1][:60]!r}')
+    assert not bad, 'slow cells that docs processing would run (move their imports to a cell of their own):\n' + '\n'.join(bad)

@@ -56,19 +56,19 @@ def execute(nb, path, old_outputs, mode='changed', timeout=3600):
     print(f'executed {path} in {time.time()-t:.1f}s')
 
 def _smaller(data, kind):
-    "A re-encoded image if it is smaller: plots (PNG) as 256-colour PNG, photo grids (JPEG) at quality 72 (over 80 KB: at 3/4 size)."
+    "A re-encoded image if it is smaller: plots (PNG) as 256-colour PNG, photo grids (JPEG) at quality 60 (over 80 KB: at 3/4 size)."
     from PIL import Image
     raw = base64.b64decode(data)
     im, buf = Image.open(io.BytesIO(raw)), io.BytesIO()
     if kind == 'image/png': im.convert('RGB').quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, 'PNG', optimize=True)
     else:
         if len(raw) > 80_000: im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.LANCZOS)   # a large photo grid
-        im.convert('RGB').save(buf, 'JPEG', quality=72, optimize=True)
+        im.convert('RGB').save(buf, 'JPEG', quality=60, optimize=True)
     new = buf.getvalue()
     return base64.b64encode(new).decode() + '\n' if len(new) < 0.9 * len(raw) else data
 
 def slim(path):
-    "Re-encode the notebook's image outputs (PNG plots quantized, JPEGs at quality 72) where that makes them smaller."
+    "Re-encode the notebook's image outputs (PNG plots quantized, JPEGs at quality 60) where that makes them smaller."
     nb, before = nbformat.read(path, as_version=4), Path(path).stat().st_size
     for c in nb.cells:
         for o in c.get('outputs', []):
