@@ -198,7 +198,7 @@ def _fold_record(method, fold, tr, va, trainer, cfg, cfg_d, out_dir, keep_encode
                paths=paths, y_true=y.tolist(), probs=np.round(p, 6).tolist(), history=_history_records(h))
     if file is not None:
         with atomic_path(file) as tmp: tmp.write_text(json.dumps(rec))
-    h = h if h is None or isinstance(h, pd.DataFrame) else pd.DataFrame(h)
+    h = None if rec['history'] is None else pd.DataFrame(rec['history'])   # as saved: a resumed run reads the same numbers
     return rec, h, getattr(res, 'encoder', None) if keep_encoders else None, 'trained'
 
 def _threads_for(jobs:int)->int: return max(1, (os.cpu_count() or 1) // jobs)
