@@ -255,6 +255,9 @@ def cross_validate(manifest:pd.DataFrame, # path, grade, patient_id (+ `fold`; m
     cfg_d = _run_config(cfg)
     manifest, methods, folds = _check_request(manifest, methods, trainers, folds, int(cfg_d.get('seed', 0)), n_splits)
     if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1: raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if jobs > 1 and getattr(cfg, 'num_workers', 0):
+        raise ValueError(f"jobs={jobs} runs each training in a worker process, which cannot start DataLoader workers: "
+                         f"use num_workers=0 with jobs > 1 (got num_workers={cfg.num_workers})")
     out_dir = None if out_dir is None else Path(out_dir)
     rows, preds, hist, encs = [], [], {}, {}
     tasks = [(method, fold, *fold_split(manifest, fold)) for fold in folds for method in methods]

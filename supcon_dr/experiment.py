@@ -387,7 +387,7 @@ def _caption(cfg:dict, man:pd.DataFrame, versions:dict)->str:
 # %% ../nbs/09_experiment.ipynb #42b4bdd8
 def default_jobs(cfg:dict)->int:
     "Trainings at once: on a CPU two processes that split the cores (small models use two cores badly), on a GPU one."
-    return min(2, os.cpu_count() or 1) if cfg['device'] == 'cpu' else 1
+    return min(2, os.cpu_count() or 1) if cfg['device'] == 'cpu' and not cfg['num_workers'] else 1
 
 def _cross_validate(man, cfg, out, progress, jobs):
     from supcon_dr.evaluate import cross_validate
@@ -409,6 +409,7 @@ def run_experiment(cfg:dict, # from `make_config`
     t0 = time.time()
     jobs = default_jobs(cfg) if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise UsageError(f"--jobs must be an int >= 1, got {jobs!r}")
+    if jobs > 1 and cfg['num_workers']: raise UsageError(f"--jobs {jobs} with --num_workers {cfg['num_workers']}: a training in a worker process cannot start loader workers; drop one of them")
     out = prepare_out(out, cfg)
     log = _logger(out)
     log.info(f"supcon_dr_run: {json.dumps(cfg)}")

@@ -49,6 +49,7 @@ def test_runner_end_to_end(tmp_path):
     (['--quick', '--size', '5000'], 'larger than the synthetic images, which are rendered at 128 px'),
     (['--quick', '--methods', 'ce,rnc', '--rnc_temperature', '0'], '--rnc_temperature must be a number > 0, got 0'),
     (['--quick', '--methods', 'ce,supcon_ord', '--ordinal_kind', 'cubic'], "--ordinal_kind must be one of ('exact', 'linear', 'gaussian'), got 'cubic'"),
+    (['--quick', '--jobs', '2', '--num_workers', '2'], '--jobs 2 with --num_workers 2'),
     (['--quick', '--methods', 'ce,byol'], "--methods 'ce,byol': expected a comma-separated list of ce, supcon, simclr, supcon_ord, rnc, random"),
 ])
 def test_runner_bad_input(tmp_path, args, expect):
