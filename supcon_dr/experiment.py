@@ -407,6 +407,10 @@ def run_experiment(cfg:dict, # from `make_config`
     "Run the whole comparison into `out` (resuming finished folds); returns the content of results.json."
     from supcon_dr.evaluate import results_markdown, METRICS
     t0 = time.time()
+    world = os.environ.get('WORLD_SIZE', '1')
+    if world.strip() not in ('', '1'):   # torchrun: every rank would run the whole study into the same folder
+        raise UsageError(f"started under torchrun (WORLD_SIZE={world}): the runner trains in one process; chapter 10 holds "
+                         "the distributed pieces (the gather, sharding, seeds). Run supcon_dr_run without torchrun")
     jobs = default_jobs(cfg) if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise UsageError(f"--jobs must be an int >= 1, got {jobs!r}")
     if jobs > 1 and cfg['num_workers']: raise UsageError(f"--jobs {jobs} with --num_workers {cfg['num_workers']}: a training in a worker process cannot start loader workers; drop one of them")

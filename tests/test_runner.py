@@ -64,3 +64,10 @@ def test_paper_preset_offline_stops_at_once(tmp_path, monkeypatch):
     assert r.returncode == 2, r.stderr
     assert 'needs ImageNet weights' in r.stderr and 'copy it to' in r.stderr and '--preset cpu' in r.stderr
     assert not (tmp_path/'o'/'config.json').exists()
+
+def test_runner_refuses_torchrun(tmp_path, monkeypatch):
+    "Under torchrun every rank would run the whole study into the same folder: the runner says so and stops."
+    monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('RANK', '0')
+    r = _run(*TINY, '--out', str(tmp_path/'o'))
+    assert r.returncode == 2 and 'started under torchrun (WORLD_SIZE=2)' in r.stderr, r.stderr
+    assert not (tmp_path/'o'/'config.json').exists()
