@@ -15,6 +15,7 @@ from .metrics import METRICS, LOWER_IS_BETTER, classification_metrics, check_pre
 from .data import patient_folds, fold_split
 from .baseline import TrainConfig, run_key, fit_ce_fold
 from .probe import fit_supcon_fold, fit_random_fold, fit_prior_fold
+from .supcon import CONTRASTIVE_METHODS
 
 # %% auto #0
 __all__ = ['METHOD_NAMES', 'ORIGINAL_RESULTS', 'TRAINERS', 'summarise', 'paired_difference', 'verdict', 'results_markdown',
@@ -201,11 +202,13 @@ def _fold_record(method, fold, tr, va, trainer, cfg, cfg_d, out_dir, keep_encode
     h = None if rec['history'] is None else pd.DataFrame(rec['history'])   # as saved: a resumed run reads the same numbers
     return rec, h, getattr(res, 'encoder', None) if keep_encoders else None, 'trained'
 
-def _threads_for(jobs:int)->int: return max(1, (os.cpu_count() or 1) // jobs)
+def threads_per_job(jobs:int)->int:
+    "Torch threads for each of `jobs` trainings that share this machine's cores."
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 def _fold_task(jobs, *args):
     "`_fold_record` in a worker process: each of `jobs` workers gets its share of the cores."
-    import torch; torch.set_num_threads(_threads_for(jobs))
+    import torch; torch.set_num_threads(threads_per_job(jobs))
     return _fold_record(*args)
 
 def _fold_records(tasks, trainers, cfg, cfg_d, out_dir, keep_encoders, jobs):
@@ -214,8 +217,8 @@ def _fold_records(tasks, trainers, cfg, cfg_d, out_dir, keep_encoders, jobs):
         for m, f, tr, va in tasks: yield _fold_record(m, f, tr, va, trainers[m], cfg, cfg_d, out_dir, keep_encoders)
         return
     import joblib
-    cost = {'supcon': 0, 'simclr': 0, 'supcon_ord': 0, 'rnc': 0, 'ce': 1}       # contrastive pre-training takes longest
-    order = sorted(range(len(tasks)), key=lambda i: (cost.get(tasks[i][0], 2), i))
+    cost = lambda m: 0 if m in CONTRASTIVE_METHODS else 1 if m == 'ce' else 2   # contrastive pre-training takes longest
+    order = sorted(range(len(tasks)), key=lambda i: (cost(tasks[i][0]), i))
     done = joblib.Parallel(n_jobs=jobs, return_as='generator')(
         joblib.delayed(_fold_task)(jobs, m, f, tr, va, trainers[m], cfg, cfg_d, out_dir, keep_encoders)
         for m, f, tr, va in (tasks[i] for i in order))

@@ -405,7 +405,7 @@ def run_experiment(cfg:dict, # from `make_config`
                    jobs:int|None=None, # trainings at once, in processes that split the cores; None: `default_jobs(cfg)`
                   )->dict:
     "Run the whole comparison into `out` (resuming finished folds); returns the content of results.json."
-    from supcon_dr.evaluate import results_markdown, METRICS
+    from supcon_dr.evaluate import results_markdown, METRICS, threads_per_job
     t0 = time.time()
     world = os.environ.get('WORLD_SIZE', '1')
     if world.strip() not in ('', '1'):   # torchrun: every rank would run the whole study into the same folder
@@ -423,7 +423,7 @@ def run_experiment(cfg:dict, # from `make_config`
     counts = man.grade.value_counts().sort_index()
     log.info(f"data: {len(man)} images of {man.patient_id.nunique()} patients, per grade {counts.to_dict()}, "
              f"{cfg['folds']} patient-grouped folds, {cfg['size']} px ({cfg['preprocess']})")
-    log.info(f"training: {jobs} at a time, {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each")
+    log.info(f"training: {jobs} at a time, {threads_per_job(jobs)} thread(s) each")
     cv = _cross_validate(man, cfg, out, progress, jobs)
     pf, recs = cv.per_fold, training_records(cv, cfg)
     ret, sev = embedding_metrics(out/'folds', cfg['methods'], sorted(int(f) for f in pf.fold.unique()))
