@@ -15,7 +15,8 @@ with warnings.catch_warnings():  # fastai's import touches torch.jit.script, whi
     warnings.simplefilter('ignore', FutureWarning)
     from fastai.data.load import DataLoader
     from fastai.data.core import DataLoaders
-from .core import N_GRADES, default_device
+    from fastai.torch_core import to_detach
+from .core import N_GRADES, default_device, shard_indices
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RandomRotateFundus', 'valid_tfms', 'train_tfms', 'denormalize', 'show_augmentations',
@@ -227,17 +228,25 @@ class ManifestDL(DataLoader):
                  balanced:bool=False, # sample grades equally often (with replacement) when shuffling
                  seed:int=0, # seeds the order and the augmentations; epoch k of a run is the same for the same seed
                  fixed_views:bool=False, # same augmentation for an item in every epoch (a stable validation loss)
+                 rank:int=0, # this process's rank under torchrun (chapter 10): it loads every `world_size`-th item
+                 world_size:int=1, # processes that share the epoch; each gets len(dataset) // world_size items
                  **kwargs):
         self.balanced, self.seed, self.fixed_views, self.epoch = balanced, seed, fixed_views, 0
+        self.rank, self.world_size = rank, world_size
         super().__init__(dataset, **kwargs)
+        if world_size > 1: self.n = len(shard_indices(range(len(self.dataset)), rank, world_size))   # this rank's share
 
     def get_idxs(self):
         rng = np.random.default_rng([self.seed, self.epoch]); self.epoch += 1
+        n = len(self.dataset) if self.world_size > 1 else self.n    # every rank draws the whole epoch, then keeps its share
         if self.shuffle and self.balanced:
-            idxs = rng.choice(len(self.dataset), size=self.n, replace=True, p=_balanced_weights(self.dataset.grades))
-        elif self.shuffle: idxs = rng.permutation(self.n)
-        else: idxs = np.arange(self.n)
+            idxs = rng.choice(len(self.dataset), size=n, replace=True, p=_balanced_weights(self.dataset.grades))
+        elif self.shuffle: idxs = rng.permutation(n)
+        else: idxs = np.arange(n)
         seeds = (self.seed * 1_000_003 + idxs) % 2**31 if self.fixed_views else rng.integers(0, 2**31, size=len(idxs))
+        if self.world_size > 1:
+            mine = shard_indices(range(n), self.rank, self.world_size)
+            idxs, seeds = idxs[mine], seeds[mine]
         return [_Item(i, s) for i, s in zip(idxs.tolist(), seeds.tolist())]
 
     def create_item(self, s):
@@ -257,8 +266,13 @@ class ManifestDL(DataLoader):
             finally: torch.set_num_threads(nt)
             yield b
 
+    def to_detach(self, b, cpu:bool=True, gather:bool=True):
+        "fastai's `to_detach` of predictions and losses; a loader not split across ranks (validation) has nothing to gather."
+        return to_detach(b, cpu, gather and self.world_size > 1)
+
     def new(self, dataset=None, cls=None, **kwargs):
-        return super().new(dataset, cls, **{**dict(balanced=self.balanced, seed=self.seed, fixed_views=self.fixed_views), **kwargs})
+        return super().new(dataset, cls, **{**dict(balanced=self.balanced, seed=self.seed, fixed_views=self.fixed_views,
+                                                    rank=self.rank, world_size=self.world_size), **kwargs})
 
     def show_batch(self, b=None, max_n:int=16, ncols:int=8, **kwargs):
         "Decode and show a batch (by default `one_batch()`), like fastai's `show_batch`."
@@ -302,6 +316,8 @@ def get_dls(train_df:pd.DataFrame, # training manifest (`path`, `grade`)
             seed:int=0, # seeds order and augmentation: the same seed gives the same batches
             device=None, # where batches go; None: `supcon_dr.core.default_device()`
             strength:float=1.0, # `contrastive_tfms` strength (two-view only)
+            rank:int=0, # under torchrun (chapter 10): this process's rank; it trains on its share of the training set
+            world_size:int=1, # processes that train together; the validation loader is not split
            )->DataLoaders:
     "fastai `DataLoaders` for one fold: single-view for cross-entropy, two-view for SupCon."
     size = _check_size(size)
@@ -313,6 +329,10 @@ def get_dls(train_df:pd.DataFrame, # training manifest (`path`, `grade`)
     tds, vds = ManifestDataset(train_df, ttfm), ManifestDataset(valid_df, vtfm)
     device = default_device(None if device is None else str(device))   # validated: 'tpu' or a missing GPU is a clear error
     common = dict(bs=int(bs), num_workers=int(num_workers), seed=seed, pin_memory=device.type == 'cuda')
-    train = ManifestDL(tds, shuffle=True, drop_last=len(tds) >= bs, balanced=balanced, **common)
+    if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+    per_rank = len(tds) // world_size
+    if per_rank < 1: raise ValueError(f"{len(tds)} training images cannot give each of {world_size} processes one")
+    train = ManifestDL(tds, shuffle=True, drop_last=per_rank >= bs, balanced=balanced, rank=rank, world_size=world_size, **common)
     valid = ManifestDL(vds, shuffle=False, drop_last=False, fixed_views=two_view, **common)
     return DataLoaders(train, valid, device=device)

@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # fastai's import touches torch.jit.script, whi
     from fastai.optimizer import Adam, SGD
     from fastai.losses import CrossEntropyLossFlat
 from fastcore.imports import IN_NOTEBOOK
-from .core import N_GRADES, atomic_path, seed_everything, default_device
+from .core import N_GRADES, atomic_path, seed_everything, default_device, group_env, is_main_process, rank_seed
 from .augment import get_dls
 from .metrics import classification_metrics
 from .losses import KINDS, SIMILARITIES
@@ -28,8 +28,8 @@ from .losses import KINDS, SIMILARITIES
 # %% auto #0
 __all__ = ['HEADS', 'PRESETS', 'Encoder', 'imagenet_weights_file', 'create_encoder', 'freeze_stem', 'GradeClassifier',
            'save_checkpoint', 'load_checkpoint', 'TrainConfig', 'run_key', 'FoldResult', 'grade_metric', 'AUC', 'QWK',
-           'class_weights', 'EpochCheckpoint', 'EpochLine', 'fit_resumable', 'encoder_for', 'optimizer_for',
-           'ce_learner', 'fold_dls', 'fit_ce_fold']
+           'class_weights', 'EpochCheckpoint', 'unwrap', 'mean_over_ranks', 'EpochLine', 'fit_resumable',
+           'DistributedFit', 'encoder_for', 'optimizer_for', 'ce_learner', 'fold_dls', 'fit_ce_fold']
 
 # %% ../nbs/04_baseline.ipynb #58ec2c63
 class Encoder(nn.Module):
@@ -220,6 +220,7 @@ class TrainConfig:
     device:str|None = None         # None: cuda, else mps, else cpu
     amp:bool = True                # mixed precision (used on CUDA only)
     num_workers:int = 0            # DataLoader worker processes
+    world_size:int = 1             # processes that train together under torchrun (chapter 10); each takes `bs` images a step
     progress:bool = True           # progress bars (a terminal or Jupyter) or one line per epoch (a log file)
 
     @classmethod
@@ -230,7 +231,7 @@ class TrainConfig:
         return cls(**{**PRESETS[name], **kwargs})
 
     def __post_init__(self):
-        for k in ('size', 'bs', 'epochs', 'supcon_epochs', 'hidden_dim', 'out_dim', 'knn_k'):
+        for k in ('size', 'bs', 'epochs', 'supcon_epochs', 'hidden_dim', 'out_dim', 'knn_k', 'world_size'):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"TrainConfig.{k} must be a positive int, got {v!r}")
@@ -263,6 +264,7 @@ def run_key(cfg:TrainConfig, # the settings
     "The settings that change a run's numbers, as plain values: resuming is allowed only when they are equal."
     d = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_RUN_KEY}
     d['device'] = default_device(cfg.device).type
+    if d['world_size'] == 1: del d['world_size']   # a one-process run keeps the key it had before runs could span processes
     return {**d, **extra}
 
 # %% ../nbs/04_baseline.ipynb #14a09d28
@@ -302,7 +304,7 @@ def class_weights(grades, # training grades
     w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
     return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
 
-# %% ../nbs/04_baseline.ipynb #d5efd508
+# %% ../nbs/04_baseline.ipynb #c3bbf5f3
 class EpochCheckpoint(Callback):
     "After each trained epoch: append the epoch's row to `csv`; save model, optimizer, epoch, rows and step losses to `path`."
     order = 60  # after the Recorder (50) has filled in the epoch's losses and metrics
@@ -324,15 +326,29 @@ class EpochCheckpoint(Callback):
         if self._finding(): return  # lr_find is not training
         names = [n for n in self.recorder.metric_names[1:] if n != 'time']
         row = {'epoch': int(self.epoch), **{n: float(v) for n, v in zip(names, self.recorder.values[-1])}}
-        row['train_loss'], self.losses = float(np.mean(self.losses)), []
+        row['train_loss'], self.losses = mean_over_ranks(np.mean(self.losses)), []
         for cb in self.learn.cbs: row.update(getattr(cb, 'epoch_record', None) or {})
         self.rows.append(row)
-        save_checkpoint(self.model, self.path, opt=self.opt, epoch=self.epoch, rows=self.rows, steps=self.steps, **self.meta)
+        if not is_main_process(): return   # under torchrun rank 0 writes; the others hold the same weights
+        save_checkpoint(unwrap(self.model), self.path, opt=self.opt, epoch=self.epoch, rows=self.rows, steps=self.steps, **self.meta)
         if self.csv is not None:
             head = '' if self.csv.exists() else ','.join(row) + '\n'
             with open(self.csv, 'a') as f: f.write(head + ','.join(f'{v:.6g}' for v in row.values()) + '\n')
     @property
     def history(self)->pd.DataFrame: return pd.DataFrame(self.rows)
+
+def unwrap(model:nn.Module)->nn.Module:
+    "The model inside a `DistributedDataParallel` wrapper (chapter 10), or the model itself."
+    return getattr(model, 'module', model)
+
+def mean_over_ranks(x:float)->float:
+    "The mean of `x` over the ranks of the process group (all of them must call it); `x` itself in one process."
+    env = group_env()
+    if env.world_size == 1: return float(x)
+    import torch.distributed as dist
+    t = torch.tensor([float(x)], dtype=torch.float64, device='cuda' if dist.get_backend() == 'nccl' else 'cpu')
+    dist.all_reduce(t)
+    return float(t.item() / env.world_size)
 
 class EpochLine(Callback):
     "One printed line per epoch (losses, metrics, seconds): progress for a log file, where bars would be thousands of frames."
@@ -341,7 +357,7 @@ class EpochLine(Callback):
     def before_epoch(self): self.t0, self.trained = time.perf_counter(), False
     def after_train(self): self.trained = True
     def after_epoch(self):
-        if not getattr(self, 'trained', False): return   # an epoch skipped while resuming
+        if not getattr(self, 'trained', False) or not is_main_process(): return   # skipped while resuming; rank 0 speaks
         names = [n for n in self.recorder.metric_names[1:] if n != 'time']
         vals = ' '.join(f"{n} {v:.4g}" for n, v in zip(names, self.recorder.values[-1]) if v is not None)
         print(f"{self.prefix}epoch {self.epoch + 1}/{self.n_epoch}: {vals} ({time.perf_counter() - self.t0:.1f}s)", flush=True)
@@ -371,6 +387,33 @@ def fit_resumable(learn:Learner, # has an `EpochCheckpoint` callback
             with learn.no_bar(), learn.no_logging(): fit(cbs=[EpochLine(prefix)] if progress else [])
     return cb.history
 
+# %% ../nbs/04_baseline.ipynb #cee8ad93
+class DistributedFit(Callback):
+    "Under torchrun: DDP around the model (SyncBatchNorm on CUDA), a per-rank seed, a gathering loss while training."
+    order = 5   # after TrainEvalCallback (-10) has moved the model to its device
+    def __init__(self, seed:int=0, # the run's seed: rank r is reseeded with `rank_seed(seed, r)`
+                 sync_bn:bool=True, # on CUDA, convert BatchNorm layers to SyncBatchNorm
+                ):
+        self.seed, self.sync_bn, self.active = seed, sync_bn, False
+    def _gather(self, on:bool):
+        if hasattr(self.learn.loss_func, 'gather_distributed'): self.learn.loss_func.gather_distributed = on
+    def before_fit(self):
+        env = group_env()
+        self.active = env.world_size > 1
+        if not self.active: return
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        model, cuda = self.learn.model, next(self.learn.model.parameters()).is_cuda
+        if cuda and self.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)   # same parameters, new layers
+        self.learn.model = DDP(model, device_ids=[torch.cuda.current_device()] if cuda else None)
+        seed_everything(rank_seed(self.seed, env.rank))
+    def before_train(self):
+        if self.active: self._gather(True)
+    def before_validate(self):
+        if self.active: self._gather(False)
+    def after_fit(self):
+        if self.active: self.learn.model, self.active = unwrap(self.learn.model), False
+        self._gather(False)
+
 # %% ../nbs/04_baseline.ipynb #75e6f1e8
 def encoder_for(cfg:TrainConfig, # arch, pretrained, small_stem, freeze_stem, seed
                )->Encoder:
@@ -397,8 +440,8 @@ def ce_learner(dls, # single-view `DataLoaders` from `get_dls`
     enc = encoder_for(cfg)
     w = class_weights(train_grades) if (cfg.class_weights and train_grades is not None) else None
     path = Path(path or tempfile.mkdtemp(prefix='supcon_dr_')); path.mkdir(parents=True, exist_ok=True)
-    cbs = [] if ckpt is None else [EpochCheckpoint(path/ckpt, {'config': run_key(cfg, method='ce')},
-                                                   csv=None if log is None else path/log)]
+    cbs = [DistributedFit(cfg.seed)] + ([] if ckpt is None else [EpochCheckpoint(path/ckpt, {'config': run_key(cfg, method='ce')},
+                                                                           csv=None if log is None else path/log)])
     learn = Learner(dls, GradeClassifier(enc, dropout=cfg.dropout), loss_func=CrossEntropyLossFlat(weight=w),
                     opt_func=optimizer_for(cfg), lr=cfg.lr, wd=cfg.wd, metrics=[accuracy, AUC(), QWK()], cbs=cbs, path=path)
     if cfg.amp and dls.device.type == 'cuda': learn.to_fp16()
@@ -411,9 +454,13 @@ def fold_dls(train_df:pd.DataFrame, # training manifest
              two_view:bool=False, # two augmented views per image (contrastive pre-training)
              device=None, # None: `cfg.device`, else the best available
             ):
-    "chapter 02's `get_dls` with the settings of `cfg` (a batch no larger than the training set)."
-    return get_dls(train_df, valid_df, size=cfg.size, bs=min(cfg.bs, len(train_df)), two_view=two_view,
-                   balanced=cfg.balanced, num_workers=cfg.num_workers, seed=cfg.seed,
+    "chapter 02's `get_dls` with the settings of `cfg` (a batch no larger than the training set); under torchrun this rank's share."
+    env = group_env()
+    if env.world_size != cfg.world_size:
+        raise ValueError(f"TrainConfig.world_size is {cfg.world_size} but this process is one of {env.world_size}: "
+                         f"set world_size={env.world_size} (the runner does), so that checkpoints record the batch the run really used")
+    return get_dls(train_df, valid_df, size=cfg.size, bs=min(cfg.bs, len(train_df) // env.world_size), two_view=two_view,
+                   balanced=cfg.balanced, num_workers=cfg.num_workers, seed=cfg.seed, rank=env.rank, world_size=env.world_size,
                    device=device or default_device(cfg.device), strength=cfg.strength)
 
 # %% ../nbs/04_baseline.ipynb #05514103

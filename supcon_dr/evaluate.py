@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
-from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything
+from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything, barrier, group_env, is_main_process
 from functools import partial
 from .metrics import METRICS, LOWER_IS_BETTER, classification_metrics, check_predictions, plot_confusion
 from .data import patient_folds, fold_split
@@ -184,6 +184,7 @@ def _fold_record(method, fold, tr, va, trainer, cfg, cfg_d, out_dir, keep_encode
     "Train (or read back) one (method, fold): its record, its history, its encoder (or None) and 'trained'/'resumed'."
     paths = va['path'].astype(str).tolist()
     file = None if out_dir is None else out_dir/f"{method}_fold{fold}.json"
+    barrier()   # under torchrun: rank 0 has written what came before, so every rank sees the same files
     if file is not None and file.exists():
         rec = json.loads(file.read_text())
         _check_resumed(rec, file, cfg_d, paths)
@@ -197,7 +198,7 @@ def _fold_record(method, fold, tr, va, trainer, cfg, cfg_d, out_dir, keep_encode
     rec = dict(method=method, fold=fold, n_train=len(tr), n_valid=len(va), seconds=secs,
                missing_grades=sorted(set(range(N_GRADES)) - set(y.tolist())), metrics=m, config=cfg_d,
                paths=paths, y_true=y.tolist(), probs=np.round(p, 6).tolist(), history=_history_records(h))
-    if file is not None:
+    if file is not None and is_main_process():
         with atomic_path(file) as tmp: tmp.write_text(json.dumps(rec))
     h = None if rec['history'] is None else pd.DataFrame(rec['history'])   # as saved: a resumed run reads the same numbers
     return rec, h, getattr(res, 'encoder', None) if keep_encoders else None, 'trained'
@@ -258,6 +259,8 @@ def cross_validate(manifest:pd.DataFrame, # path, grade, patient_id (+ `fold`; m
     cfg_d = _run_config(cfg)
     manifest, methods, folds = _check_request(manifest, methods, trainers, folds, int(cfg_d.get('seed', 0)), n_splits)
     if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1: raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if jobs > 1 and group_env().world_size > 1:
+        raise ValueError(f"jobs={jobs} under torchrun: every training already spans the {group_env().world_size} processes; use jobs=1")
     if jobs > 1 and getattr(cfg, 'num_workers', 0):
         raise ValueError(f"jobs={jobs} runs each training in a worker process, which cannot start DataLoader workers: "
                          f"use num_workers=0 with jobs > 1 (got num_workers={cfg.num_workers})")
@@ -274,13 +277,13 @@ def cross_validate(manifest:pd.DataFrame, # path, grade, patient_id (+ `fold`; m
         p = np.asarray(rec['probs'], float)
         preds.append(pd.concat([pd.DataFrame(dict(method=method, fold=fold, path=rec['paths'], grade=rec['y_true'])),
                                 pd.DataFrame(p, columns=[f'prob_{k}' for k in range(N_GRADES)])], axis=1).assign(pred=p.argmax(1)))
-        if verbose:
+        if verbose and is_main_process():
             print(f"fold {fold} {method:>7}: acc {rec['metrics']['accuracy']:.3f}  auc {rec['metrics']['auc_ovr']:.3f}  "
                   f"qwk {rec['metrics']['qwk']:.3f}  ({status}, {rec['seconds']:.1f}s)", flush=True)
     per_fold, preds = pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
     miss = per_fold.loc[per_fold.missing_grades != '', ['method', 'fold', 'missing_grades']]
     if len(miss): warnings.warn(f"some validation folds lack grades (AUC over the grades present): "
                                 f"{miss.drop_duplicates('fold')[['fold', 'missing_grades']].values.tolist()}")
-    if out_dir is not None:
+    if out_dir is not None and is_main_process():
         with atomic_path(out_dir/'per_fold.csv') as tmp: per_fold.to_csv(tmp, index=False)
     return CVResult(per_fold, preds, hist, encs)

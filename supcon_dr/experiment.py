@@ -4,11 +4,12 @@
 
 # %% ../nbs/09_experiment.ipynb #b4140bc1
 from __future__ import annotations
-import json, sys, os, time, platform, logging, dataclasses, warnings, re
+import json, sys, os, time, platform, logging, dataclasses, warnings, re, signal
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse, bool_arg
-from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything, default_device, supcon_home
+from .core import (GRADE_NAMES, N_GRADES, atomic_path, seed_everything, default_device, supcon_home, dist_env,
+                            init_distributed, is_main_process, barrier)
 
 # %% auto #0
 __all__ = ['DATA_SOURCES', 'METHODS', 'CONTRASTIVE', 'SYNTHETIC_IMAGES', 'MAX_SYNTHETIC_SIZE', 'UsageError', 'make_config',
@@ -47,7 +48,7 @@ def _train_settings(preset, train)->dict:
     "The preset's `TrainConfig` with the explicit `train` settings over it, as a dict; a bad value is a `UsageError`."
     from supcon_dr.baseline import TrainConfig, PRESETS
     if preset not in PRESETS: raise UsageError(f"unknown --preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)} - {'progress'}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {'progress', 'world_size'}   # torchrun sets the world size
     bad = sorted(set(train) - known)
     if bad: raise UsageError(f"unknown training setting(s) {bad}; TrainConfig has {sorted(known)}")
     try: tc = TrainConfig.preset(preset, **{k: v for k, v in train.items() if v is not None})
@@ -78,6 +79,8 @@ def make_config(data:str='synthetic', # a source of `DATA_SOURCES`
                n_per_grade=(n_per_grade or SYNTHETIC_IMAGES.get(preset, 40)) if data == 'synthetic' else None,
                difficulty=difficulty if data == 'synthetic' else None,
                samples_per_class=samples_per_class, preprocess=preprocess, **_train_settings(preset, train))
+    try: cfg['world_size'] = dist_env().world_size   # processes started by torchrun (chapter 10): the global batch is bs x world_size
+    except ValueError as e: raise UsageError(f"torchrun environment: {e}") from None
     if not isinstance(folds, int) or folds < 2: raise UsageError(f"--folds must be at least 2 for cross-validation, got {folds!r}")
     if cfg['size'] < 32: raise UsageError(f"--size must be at least 32 pixels, got {cfg['size']}")
     if cfg['seed'] < 0: raise UsageError(f"--seed must be a non-negative integer, got {cfg['seed']!r}")
@@ -189,7 +192,7 @@ def _embedding_trainer(method:str):
     fit = TRAINERS[method]
     def trainer(train_df, valid_df, tcfg, out_dir=None):
         res = fit(train_df, valid_df, tcfg, out_dir=out_dir, prefix=f"{Path(out_dir).name}: " if out_dir else '')
-        if out_dir is not None:
+        if out_dir is not None and is_main_process():   # under torchrun rank 0 writes
             kw = dict(size=tcfg.size, device=tcfg.device)
             g, q = extract_features(res.encoder, train_df, **kw), extract_features(res.encoder, valid_df, **kw)
             Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -335,8 +338,10 @@ def _versions()->dict:
     return v
 
 def _logger(out:Path)->logging.Logger:
+    "run.log and stdout on rank 0; under torchrun the other ranks log nothing."
     log = logging.getLogger('supcon_dr.run'); log.setLevel(logging.INFO); log.propagate = False
     for h in list(log.handlers): log.removeHandler(h); h.close()
+    if not is_main_process(): log.addHandler(logging.NullHandler()); return log
     fh = logging.FileHandler(out/'run.log'); fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
     sh = logging.StreamHandler(sys.stdout); sh.setFormatter(logging.Formatter('%(message)s'))
     log.addHandler(fh); log.addHandler(sh)
@@ -377,16 +382,46 @@ def _learning_sentence(recs:list)->str:
             f"{drop.min():.0%} to {drop.max():.0%} from the first epoch to the last, and the last epoch's embeddings had a mean "
             f"pairwise cosine of {df.mean_cosine.min():.2f} to {df.mean_cosine.max():.2f} (1 = collapsed to one point).")
 
+def _batch(cfg:dict)->str:
+    "The batch size as a caption says it: `32`, or `32 per process x 2 processes` under torchrun."
+    w = cfg.get('world_size', 1)
+    return f"{cfg['bs']}" if w == 1 else f"{cfg['bs']} per process × {w} processes"
+
 def _caption(cfg:dict, man:pd.DataFrame, versions:dict)->str:
     data = cfg['data'] + (f" ({cfg['difficulty']})" if cfg['data'] == 'synthetic' else '')
     return (f"{data} data, {len(man)} images of {man.patient_id.nunique()} patients, {cfg['size']} px, preset {cfg['preset']}, "
             f"{cfg['arch']}{' (ImageNet weights)' if cfg['pretrained'] else ''}, {cfg['epochs']} cross-entropy / "
-            f"{cfg['supcon_epochs']} contrastive epochs, batch {cfg['bs']}, {cfg['folds']} patient-grouped folds, "
+            f"{cfg['supcon_epochs']} contrastive epochs, batch {_batch(cfg)}, {cfg['folds']} patient-grouped folds, "
             f"seed {cfg['seed']}, {versions.get('gpu', str(os.cpu_count()) + ' CPU cores')}.")
 
 # %% ../nbs/09_experiment.ipynb #42b4bdd8
+def _check_world(cfg:dict, jobs)->int:
+    "Start the process group under torchrun (chapter 10); check `jobs` and `num_workers` against it; the world size."
+    try: env = init_distributed()
+    except (RuntimeError, ValueError) as e: raise UsageError(f"torchrun environment: {e}") from None
+    if env.world_size != cfg.get('world_size', 1):
+        raise UsageError(f"the configuration was made for {cfg.get('world_size', 1)} process(es) but this is one of {env.world_size}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1): raise UsageError(f"--jobs must be an int >= 1, got {jobs!r}")
+    if env.world_size > 1 and jobs not in (None, 1):
+        raise UsageError(f"--jobs {jobs} under torchrun: each training already spans the {env.world_size} processes; drop --jobs")
+    if (jobs or 1) > 1 and cfg['num_workers']:
+        raise UsageError(f"--jobs {jobs} with --num_workers {cfg['num_workers']}: a training in a worker process cannot start loader workers; drop one of them")
+    return env.world_size
+
+def _backend()->str:
+    import torch.distributed as dist
+    return dist.get_backend() if dist.is_initialized() else 'none'
+
+def _load_once(cfg:dict, progress:bool, log)->pd.DataFrame:
+    "`load_data` on rank 0 first (it fills the preprocessing cache), then on the other ranks, which find it filled."
+    if not is_main_process(): barrier()
+    man = load_data(cfg, progress=progress and is_main_process() and sys.stdout.isatty(), log=log.info)
+    if is_main_process(): barrier()
+    return man
+
 def default_jobs(cfg:dict)->int:
-    "Trainings at once: on a CPU two processes that split the cores (small models use two cores badly), on a GPU one."
+    "Trainings at once: on a CPU two processes that split the cores (small models use two cores badly), on a GPU one; under torchrun one."
+    if cfg.get('world_size', 1) > 1: return 1
     return min(2, os.cpu_count() or 1) if cfg['device'] == 'cpu' and not cfg['num_workers'] else 1
 
 def _cross_validate(man, cfg, out, progress, jobs):
@@ -407,24 +442,21 @@ def run_experiment(cfg:dict, # from `make_config`
     "Run the whole comparison into `out` (resuming finished folds); returns the content of results.json."
     from supcon_dr.evaluate import results_markdown, METRICS, threads_per_job
     t0 = time.time()
-    world = os.environ.get('WORLD_SIZE', '1')
-    if world.strip() not in ('', '1'):   # torchrun: every rank would run the whole study into the same folder
-        raise UsageError(f"started under torchrun (WORLD_SIZE={world}): the runner trains in one process; chapter 10 holds "
-                         "the distributed pieces (the gather, sharding, seeds). Run supcon_dr_run without torchrun")
+    world = _check_world(cfg, jobs)
     jobs = default_jobs(cfg) if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise UsageError(f"--jobs must be an int >= 1, got {jobs!r}")
-    if jobs > 1 and cfg['num_workers']: raise UsageError(f"--jobs {jobs} with --num_workers {cfg['num_workers']}: a training in a worker process cannot start loader workers; drop one of them")
     out = prepare_out(out, cfg)
     log = _logger(out)
     log.info(f"supcon_dr_run: {json.dumps(cfg)}")
     seed_everything(cfg['seed'])
-    man = load_data(cfg, progress=progress and sys.stdout.isatty(), log=log.info)
-    write_config(out, cfg)
+    man = _load_once(cfg, progress, log)
+    if is_main_process(): write_config(out, cfg)
     counts = man.grade.value_counts().sort_index()
     log.info(f"data: {len(man)} images of {man.patient_id.nunique()} patients, per grade {counts.to_dict()}, "
              f"{cfg['folds']} patient-grouped folds, {cfg['size']} px ({cfg['preprocess']})")
-    log.info(f"training: {jobs} at a time, {threads_per_job(jobs)} thread(s) each")
-    cv = _cross_validate(man, cfg, out, progress, jobs)
+    log.info(f"training: {jobs} at a time, {threads_per_job(jobs)} thread(s) each" if world == 1 else
+             f"training: each training spans {world} processes (DDP, {_backend()}), batch {_batch(cfg)}")
+    cv = _cross_validate(man, cfg, out, progress and is_main_process(), jobs)
+    if not is_main_process(): barrier(); return {}   # the other ranks trained; rank 0 scores, writes and draws
     pf, recs = cv.per_fold, training_records(cv, cfg)
     ret, sev = embedding_metrics(out/'folds', cfg['methods'], sorted(int(f) for f in pf.fold.unique()))
     comps, sentences = _comparisons(pf, cfg, f"{cfg['data']} data ({len(man)} images, {cfg['size']} px)")
@@ -449,6 +481,7 @@ def run_experiment(cfg:dict, # from `make_config`
         for p in make_figures(out, cv, cfg, recs): log.info(f"figure: {p}")
     log.info(md)
     log.info(f"done in {time.time() - t0:.0f}s; results in {out}")
+    barrier()   # under torchrun the other ranks wait here, so that no rank leaves the process group early
     return res
 
 # %% ../nbs/09_experiment.ipynb #57b441ac
@@ -477,6 +510,25 @@ def readme_results(res:dict, # the content of a run's results.json
                         "The original study's figures come from another data set and a single fold; they are shown for reference only."])
 
 # %% ../nbs/09_experiment.ipynb #7e1408fd
+class _Stopped(Exception):
+    "torchrun stopped this process (SIGTERM): another process of the job failed, or the job was cancelled."
+
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # once: a second signal while stopping must not interrupt the clean-up
+    raise _Stopped()
+
+def _peer_failed(e:Exception)->bool:
+    "Whether `e` is a collective failing under torchrun because another process died (gloo and NCCL raise RuntimeError)."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()): return False
+    return isinstance(e, getattr(dist, 'DistError', ())) or (isinstance(e, RuntimeError) and any(
+        k in str(e) for k in ('gloo', 'NCCL', 'Connection reset', 'Connection closed', 'ProcessGroup')))
+
+def _leave_group():
+    "Tear the torchrun process group down at exit (every rank has passed the last barrier)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
 @call_parse
 def main(preset:str=None, # quick (built-in data, CPU minutes), cpu (real photos on a CPU, ~1 h for 600 images), paper (the original study, a GPU); default: quick for synthetic data, cpu otherwise
          quick:bool=False, # the same as --preset quick
@@ -509,7 +561,7 @@ def main(preset:str=None, # quick (built-in data, CPU minutes), cpu (real photos
          seed:int=None, # seed of data, folds, weights and augmentations (0)
          device:str=None, # cpu, cuda, mps (default: the best available)
          num_workers:int=None, # DataLoader worker processes
-         jobs:int=None, # trainings at once, each in a process with its share of the cores (default: 2 on a CPU, 1 on a GPU)
+         jobs:int=None, # trainings at once, each in a process with its share of the cores (default: 2 on a CPU, 1 on a GPU and under torchrun)
         ):
     "Cross-entropy vs SupCon (+ linear probe) vs an untrained encoder, on patient-grouped folds: the whole study in one command."
     train = dict(size=size, arch=arch, pretrained=pretrained, small_stem=small_stem, bs=bs, epochs=epochs,
@@ -520,9 +572,21 @@ def main(preset:str=None, # quick (built-in data, CPU minutes), cpu (real photos
         cfg = make_config(data=data, root=root, patient_re=patient_re, preset=preset, quick=quick, methods=methods, folds=folds,
                           n_per_grade=n_per_grade, difficulty=difficulty, samples_per_class=samples_per_class,
                           preprocess=preprocess, **train)
+        if cfg['world_size'] > 1: signal.signal(signal.SIGTERM, _on_sigterm)   # torchrun stops the others when one fails
         run_experiment(cfg, out, jobs=jobs)
+    except (_Stopped, RuntimeError) as e:   # torchrun stopped this rank, or a collective failed because another rank died
+        if not isinstance(e, _Stopped) and not _peer_failed(e): raise
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # the launcher's SIGTERM may follow the failed collective: say it once
+        if is_main_process():
+            why = 'torchrun stopped it' if isinstance(e, _Stopped) else f"a collective failed ({str(e).splitlines()[0][:200]})"
+            print(f"supcon_dr_run: rank 0 stopped: {why}, because another process of the job failed or the job was cancelled; "
+                  f"finished folds and the last finished epoch of the fold in training are kept in {out}: rerun the same command to resume", file=sys.stderr)
+        sys.exit(143)
     except UsageError as e:
-        print(f"supcon_dr_run: error: {e}", file=sys.stderr); sys.exit(2)
+        if is_main_process(): print(f"supcon_dr_run: error: {e}", file=sys.stderr)   # under torchrun: once, from rank 0
+        sys.exit(2)
     except KeyboardInterrupt:
-        print(f"\nsupcon_dr_run: interrupted; finished folds are kept in {out}: rerun the same command to resume", file=sys.stderr)
+        if is_main_process():
+            print(f"\nsupcon_dr_run: interrupted; finished folds are kept in {out}: rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
+    finally: _leave_group()

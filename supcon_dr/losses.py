@@ -330,8 +330,9 @@ class OrdinalSupConLoss(SupConLoss):
                  temperature:float=0.07, # tau, divides the cosine similarities
                  base_temperature:float=0.07, # the loss is multiplied by temperature / base_temperature
                  contrast_mode:str='all', # 'all': every view is an anchor; 'one': only view 0 is
-                 n_grades:int=N_GRADES): # K, the number of grades
-        super().__init__(temperature, base_temperature, contrast_mode)
+                 n_grades:int=N_GRADES, # K, the number of grades
+                 gather_distributed:bool=False): # contrast against the features of all ranks (chapter 10); no-op on one process
+        super().__init__(temperature, base_temperature, contrast_mode, gather_distributed)
         self.power, self.sigma = _check_kind(kind, power, sigma)
         self.kind, self.n_grades = kind, _check_n_grades(n_grades)
 
@@ -341,7 +342,11 @@ class OrdinalSupConLoss(SupConLoss):
                )->Tensor: # scalar loss
         "Weighted L_out with `ordinal_mask(labels, ...)` as the positive weights."
         _check_features(features)
-        y = check_grades(labels, self.n_grades, batch=features.shape[0], device=features.device)
+        b = features.shape[0]
+        y = check_grades(labels, self.n_grades, batch=b, device=features.device)
+        if self.gather_distributed and _gather_active():   # this rank's rows of the global batch's mask: [b, W b]
+            rows = slice(b * dist.get_rank(), b * (dist.get_rank() + 1))
+            return super().forward(features, mask=ordinal_mask(all_gather_with_grad(y), self.kind, self.power, self.sigma, self.n_grades)[rows])
         return super().forward(features, mask=ordinal_mask(y, self.kind, self.power, self.sigma, self.n_grades))
 
     def extra_repr(self): return f"kind={self.kind!r}, power={self.power}, sigma={self.sigma}, " + super().extra_repr()
@@ -438,10 +443,12 @@ class RankNContrastLoss(nn.Module):
     def __init__(self,
                  temperature:float=2.0, # tau, divides the similarities (the paper's 2 is for raw, unnormalised features)
                  similarity:str='l2', # 'l2': minus the Euclidean distance (the paper's default); 'cosine': cosine similarity
-                 n_grades:int=N_GRADES): # K, the number of grades
+                 n_grades:int=N_GRADES, # K, the number of grades
+                 gather_distributed:bool=False): # every rank's anchors against the features of all ranks (chapter 10)
         super().__init__()
         self.temperature = _positive_number('temperature', temperature)
         self.similarity, self.n_grades = _check_similarity(similarity), _check_n_grades(n_grades)
+        self.gather_distributed = bool(gather_distributed)
 
     def forward(self,
                 features:Tensor, # [batch, n_views, dim] embeddings (any float dtype, any device)
@@ -450,15 +457,20 @@ class RankNContrastLoss(nn.Module):
         "Mean over anchors i and other samples j of -log(exp(s_ij/tau) / sum over S_ij of exp(s_ik/tau))."
         _check_features(features)
         b, v, d = features.shape
-        y = check_grades(labels, self.n_grades, batch=b, device=features.device).repeat_interleave(v)
-        z = (features if features.dtype == torch.float64 else features.float()).reshape(b * v, d)
-        m = b * v
+        y = check_grades(labels, self.n_grades, batch=b, device=features.device)
+        z = features if features.dtype == torch.float64 else features.float()
+        rows = slice(0, b * v)
+        if self.gather_distributed and _gather_active():   # the global batch's terms, this rank's anchors' rows
+            z, y, rows = all_gather_with_grad(z), all_gather_with_grad(y), slice(b * v * dist.get_rank(), b * v * (dist.get_rank() + 1))
+        z, y = z.reshape(-1, d), y.repeat_interleave(v)
+        m = len(z)
         if m < 2: return z.sum() * 0.                                           # no pair: 0, attached to the graph
         with torch.autocast(z.device.type, enabled=False):                     # float32 under AMP too
-            terms = _rnc_terms(_rnc_similarity(z, self.similarity) / self.temperature, y, self.n_grades)
-        return terms.sum() / (m * (m - 1))
+            terms = _rnc_terms(_rnc_similarity(z, self.similarity) / self.temperature, y, self.n_grades)[rows]
+        return terms.sum() / (len(terms) * (m - 1))
 
-    def extra_repr(self): return f"temperature={self.temperature}, similarity={self.similarity!r}, n_grades={self.n_grades}"
+    def extra_repr(self): return (f"temperature={self.temperature}, similarity={self.similarity!r}, n_grades={self.n_grades}"
+                                  + (", gather_distributed=True" if self.gather_distributed else ""))
 
 # %% ../nbs/03_losses.ipynb #67c4bf54
 def grade_distance_counts(

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from .core import N_GRADES, atomic_path, seed_everything, default_device
+from .core import N_GRADES, atomic_path, seed_everything, default_device, is_main_process
 from .augment import ManifestDataset, valid_tfms
 from .metrics import classification_metrics
 from .baseline import TrainConfig, FoldResult, encoder_for
@@ -62,6 +62,7 @@ def cached_features(encoder:nn.Module, # the frozen encoder
     f = Path(cache_dir)/f'features_{_fingerprint(encoder, manifest, size)}.npy'
     if f.exists(): return np.load(f)
     X = extract_features(encoder, manifest, size, bs, device)
+    if not is_main_process(): return X   # under torchrun rank 0 writes the cache
     with atomic_path(f) as tmp:
         with open(tmp, 'wb') as fh: np.save(fh, X)
     return X

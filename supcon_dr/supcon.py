@@ -17,9 +17,10 @@ with warnings.catch_warnings():
     from fastai.optimizer import Adam
 from .core import seed_everything, default_device
 from .augment import get_dls
-from .losses import SupConLoss, OrdinalSupConLoss, RankNContrastLoss, supcon_collapse_value, rnc_collapse_value
+from .losses import (SupConLoss, OrdinalSupConLoss, RankNContrastLoss, supcon_collapse_value, rnc_collapse_value,
+                              all_gather_with_grad)
 from .baseline import (TrainConfig, Encoder, create_encoder, GradeClassifier, EpochCheckpoint, fit_resumable,
-                              load_checkpoint, encoder_for, optimizer_for, run_key, fold_dls)
+                              load_checkpoint, encoder_for, optimizer_for, run_key, fold_dls, DistributedFit)
 
 # %% auto #0
 __all__ = ['CONTRASTIVE_METHODS', 'SupConModel', 'mean_cosine', 'ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform',
@@ -77,6 +78,10 @@ class ContrastiveLoss(nn.Module):
         elif method == 'supcon_ord': self.loss = OrdinalSupConLoss(kind, power, sigma, temperature=temperature, base_temperature=temperature)
         else: self.loss = SupConLoss(temperature=temperature, base_temperature=temperature)
     def forward(self, features, y): return self.loss(features) if self.method == 'simclr' else self.loss(features, y)
+    @property
+    def gather_distributed(self)->bool: return self.loss.gather_distributed   # set by chapter 04's `DistributedFit` under torchrun
+    @gather_distributed.setter
+    def gather_distributed(self, on:bool): self.loss.gather_distributed = bool(on)
     def collapse_value(self, y, # the batch's grades [B]
                        n_views:int=2)->float:
         "The loss of a collapsed embedding on a batch with grades `y`: ln(BV-1), or for 'rnc' a value set by the grades."
@@ -144,7 +149,9 @@ class CollapseMonitor(Callback):
         if len(z) < 2: return
         self.cos.append(mean_cosine(z)); self.std.append(float(z.std(0).mean())); self.losses.append(float(self.loss.detach()))
         cv = getattr(self.learn.loss_func, 'collapse_value', None)     # RnC's depends on the batch's grades
-        self.cvs.append(cv(self.yb[0].cpu(), max(self.views, 2)) if cv else supcon_collapse_value(len(z), max(self.views, 2)))
+        y = self.yb[0].detach()
+        if getattr(self.learn.loss_func, 'gather_distributed', False): y = all_gather_with_grad(y)   # torchrun: the global batch
+        self.cvs.append(cv(y.cpu(), max(self.views, 2)) if cv else supcon_collapse_value(len(y), max(self.views, 2)))
     def after_epoch(self):
         self.epoch_record = None
         if not self.cos: return   # no training batch this epoch (skipped while resuming)
@@ -171,7 +178,7 @@ def supcon_learner(dls, # two-view `DataLoaders` (`get_dls(..., two_view=True)`)
     model = SupConModel(encoder_for(cfg), cfg.hidden_dim, cfg.out_dim, head=cfg.head)
     path = Path(path or tempfile.mkdtemp(prefix='supcon_dr_')); path.mkdir(parents=True, exist_ok=True)
     cbs = [EpochCheckpoint(path/(ckpt or f'{method}_last.pth'), {'config': run_key(cfg, method=method)},
-                           csv=path/(log or f'{method}_history.csv')), CollapseMonitor(warmup=cfg.warmup)]
+                           csv=path/(log or f'{method}_history.csv')), CollapseMonitor(warmup=cfg.warmup), DistributedFit(cfg.seed)]
     learn = Learner(dls, model, loss_func=loss, opt_func=optimizer_for(cfg), lr=cfg.supcon_lr, wd=cfg.wd,
                     metrics=AlignUniform(), cbs=cbs, path=path)
     if cfg.amp and dls.device.type == 'cuda': learn.to_fp16()

@@ -8,6 +8,7 @@ Both ranks build the same global batch (float64) and keep their half. The claims
 (c) a local-only loss, a gather without gradient (`dist.all_gather` into fresh tensors) and a gather whose backward
     skips the all-reduce each fail (a) or (b) by far more than the tolerance;
 (d) unequal batch sizes raise an error naming every rank's shape, on every rank.
+(e) chapter 11's `OrdinalSupConLoss` and `RankNContrastLoss` with `gather_distributed=True` meet (a) and (b) too.
 The two workers run once per session (`torch.multiprocessing` spawn); each test reads their saved results."""
 import gc, os, socket, warnings
 import pytest
@@ -109,6 +110,14 @@ def _worker(rank, port, out_dir):
     out['unit'] = (gathered.detach(), t.grad)
     # a collapsed embedding scores the collapse value of the global batch
     out['collapsed'] = SupConLoss(gather_distributed=True)(f[0, 0].expand(B // W, V, D), labels=y[mine]).item()
+    # chapter 11's losses gather too: ordinal SupCon (mask rows of the global batch) and Rank-N-Contrast (anchor rows)
+    from supcon_dr.losses import OrdinalSupConLoss, RankNContrastLoss
+    for name, crit in (('ordinal', OrdinalSupConLoss('linear', power=2.0, gather_distributed=True)),
+                       ('rnc', RankNContrastLoss(temperature=0.5, gather_distributed=True)),
+                       ('rnc_local', RankNContrastLoss(temperature=0.5))):
+        feats = f[mine].clone().requires_grad_()
+        loss = crit(feats, y[mine]); loss.backward()
+        out[name] = (loss.item(), feats.grad)
     # unequal batch sizes (last: the ranks leave no collective behind)
     try: SupConLoss(gather_distributed=True)(f[:4 - rank], labels=y[:4 - rank]); out['unequal'] = None
     except ValueError as e: out['unequal'] = str(e)
@@ -196,3 +205,22 @@ def test_collapse_value_is_that_of_the_global_batch(ranks):
     from supcon_dr.losses import supcon_collapse_value
     for r in ranks: assert abs(r['collapsed'] - supcon_collapse_value(B, V)) < TOL
     assert abs(supcon_collapse_value(B, V) - supcon_collapse_value(B // W, V)) > 0.5      # the local value is another
+
+@pytest.mark.parametrize('name', ['ordinal', 'rnc'])
+def test_ordinal_losses_gathered_equal_one_process(ranks, name):
+    "Ordinal SupCon and Rank-N-Contrast under gather_distributed: the same loss and gradient as one process (chapter 11)."
+    from supcon_dr.losses import OrdinalSupConLoss, RankNContrastLoss
+    f, y, _, _ = _batch()
+    feats = f.clone().requires_grad_()
+    crit = OrdinalSupConLoss('linear', power=2.0) if name == 'ordinal' else RankNContrastLoss(temperature=0.5)
+    ref = crit(feats, y); ref.backward()
+    b = B // W
+    assert abs(sum(r[name][0] for r in ranks) / W - ref.item()) < TOL
+    for i, r in enumerate(ranks): assert (r[name][1] / W - feats.grad[i * b:(i + 1) * b]).abs().max() < TOL
+
+def test_rnc_local_only_differs(ranks):
+    "Without the gather, RnC ranks each anchor among its rank's samples only: another loss."
+    from supcon_dr.losses import RankNContrastLoss
+    f, y, _, _ = _batch()
+    ref = RankNContrastLoss(temperature=0.5)(f, y).item()
+    assert abs(sum(r['rnc_local'][0] for r in ranks) / W - ref) > 1e3 * TOL

@@ -1,5 +1,5 @@
 """The console script `supcon_dr_run`, end to end at a tiny size, as a user runs it."""
-import json, shutil, subprocess
+import json, math, shutil, subprocess, sys, time
 import pytest
 
 TINY = ['--quick', '--n_per_grade', '12', '--size', '32', '--epochs', '2', '--supcon_epochs', '2', '--bs', '16', '--folds', '2']
@@ -65,9 +65,54 @@ def test_paper_preset_offline_stops_at_once(tmp_path, monkeypatch):
     assert 'needs ImageNet weights' in r.stderr and 'copy it to' in r.stderr and '--preset cpu' in r.stderr
     assert not (tmp_path/'o'/'config.json').exists()
 
-def test_runner_refuses_torchrun(tmp_path, monkeypatch):
-    "Under torchrun every rank would run the whole study into the same folder: the runner says so and stops."
-    monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('RANK', '0')
-    r = _run(*TINY, '--out', str(tmp_path/'o'))
-    assert r.returncode == 2 and 'started under torchrun (WORLD_SIZE=2)' in r.stderr, r.stderr
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '--no-python', 'supcon_dr_run']
+TINY_DDP = [*TINY, '--bs', '8', '--methods', 'ce,supcon,random']     # 15 training images per rank: 1 batch of 8
+
+def _torchrun(*args, **kw):
+    assert shutil.which('supcon_dr_run'), 'the console script supcon_dr_run is not installed: pip install -e ".[dev]"'
+    return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, timeout=900, **kw)
+
+def test_runner_under_torchrun(tmp_path):
+    "Two CPU processes (gloo): one DDP training per (method, fold), rank 0 alone prints and writes, a rerun resumes."
+    out = tmp_path/'run'
+    r = _torchrun(*TINY_DDP, '--out', str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out/'results.json').read_text())
+    assert res['config']['world_size'] == 2 and res['config']['bs'] == 8 and res['jobs'] == 1
+    assert list(res['summary']) == ['ce', 'supcon', 'random'] and len(res['folds']) == 6
+    sc = [t for t in res['training'] if t['method'] == 'supcon']
+    assert all(abs(t['collapse_value'] - math.log(2 * 2 * 8 - 1)) < 1e-6 for t in sc)   # the global batch of 16 images
+    for f in (0, 1):                                                                     # rank 0 alone printed and wrote
+        assert r.stdout.count(f'fold {f}      ce:') == 1 and r.stdout.count(f'supcon_fold{f}: epoch 2/2') == 1
+        assert len((out/'folds'/f'ce_fold{f}'/'ce_history.csv').read_text().splitlines()) == 1 + 2
+    assert 'training: each training spans 2 processes (DDP, gloo)' in (out/'run.log').read_text()
+    assert '8 per process × 2 processes' in (out/'results.md').read_text()
+    r2 = _torchrun(*TINY_DDP, '--out', str(out))
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert '(resumed,' in r2.stdout and '(trained,' not in r2.stdout
+    assert json.loads((out/'results.json').read_text())['summary'] == res['summary']
+    r3 = _run(*TINY_DDP, '--out', str(out))                      # one process into a 2-process folder: refused
+    assert r3.returncode == 2 and "world_size: 2 -> 1" in r3.stderr, r3.stderr
+
+def test_torchrun_rank_failure_then_resume(tmp_path):
+    "A rank killed mid-fold: rank 0 says so in one line, nothing half-written; the rerun goes on from the last epoch."
+    psutil = pytest.importorskip('psutil')
+    out, args = tmp_path/'run', [*TINY_DDP, '--epochs', '8']
+    p = subprocess.Popen([*TORCHRUN, *args, '--out', str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ck, t0 = out/'folds'/'ce_fold0'/'ce_last.pth', time.time()
+    while not ck.exists() and time.time() - t0 < 300 and p.poll() is None: time.sleep(0.01)
+    workers = [c for c in psutil.Process(p.pid).children() if c.environ().get('RANK') == '1']
+    assert ck.exists() and workers, 'rank 1 had finished before it could be stopped'
+    workers[0].kill()
+    _, err = p.communicate(timeout=300)
+    assert p.returncode != 0
+    assert err.count('supcon_dr_run: rank 0 stopped') == 1 and '[rank0]: Traceback' not in err, err[-3000:]
+    r = _torchrun(*args, '--out', str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'ce_fold0: epoch 1/8' not in r.stdout and 'ce_fold0: epoch 8/8' in r.stdout   # resumed after the last saved epoch
+    assert len((out/'folds'/'ce_fold0'/'ce_history.csv').read_text().splitlines()) == 1 + 8
+
+def test_torchrun_bad_input_said_once(tmp_path):
+    r = _torchrun(*TINY_DDP, '--jobs', '2', '--out', str(tmp_path/'o'))
+    assert r.returncode != 0 and r.stderr.count('supcon_dr_run: error: --jobs 2 under torchrun') == 1, r.stderr[-3000:]
     assert not (tmp_path/'o'/'config.json').exists()

@@ -56,13 +56,13 @@ def execute(nb, path, old_outputs, mode='changed', timeout=3600):
     print(f'executed {path} in {time.time()-t:.1f}s')
 
 def _smaller(data, kind):
-    "A re-encoded image if it is smaller: plots (PNG) as 256-colour PNG, photo grids (JPEG) at quality 60 (over 80 KB: at 3/4 size)."
+    "A re-encoded image if it is smaller: plots (PNG) as 256-colour PNG, photo grids (JPEG) at quality 60 (over 45 KB: at 3/4 size)."
     from PIL import Image
     raw = base64.b64decode(data)
     im, buf = Image.open(io.BytesIO(raw)), io.BytesIO()
     if kind == 'image/png': im.convert('RGB').quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, 'PNG', optimize=True)
     else:
-        if len(raw) > 80_000: im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.LANCZOS)   # a large photo grid
+        if len(raw) > 45_000: im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.LANCZOS)   # a large photo grid
         im.convert('RGB').save(buf, 'JPEG', quality=60, optimize=True)
     new = buf.getvalue()
     return base64.b64encode(new).decode() + '\n' if len(new) < 0.9 * len(raw) else data
@@ -75,6 +75,7 @@ def slim(path):
             for k in ('image/png', 'image/jpeg'):
                 if k in o.get('data', {}) and len(o['data'][k]) > 20_000: o['data'][k] = _smaller(o['data'][k], k)
     nbformat.write(nb, path)
+    subprocess.run(['nbdev_clean', '--fname', str(path)], check=True)   # nbformat's layout is not nbdev_clean's
     print(f'{path}: {before // 1024} KB -> {Path(path).stat().st_size // 1024} KB')
 
 def _old_outputs(path):
