@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse, bool_arg
 from .core import (GRADE_NAMES, N_GRADES, atomic_path, seed_everything, default_device, supcon_home, dist_env,
-                            init_distributed, is_main_process, barrier)
+                            init_distributed, group_env, is_main_process, barrier)
 
 # %% auto #0
 __all__ = ['DATA_SOURCES', 'METHODS', 'CONTRASTIVE', 'SYNTHETIC_IMAGES', 'MAX_SYNTHETIC_SIZE', 'UsageError', 'make_config',
@@ -158,6 +158,8 @@ def load_data(cfg:dict, # from `make_config`
     return D.patient_folds(m, n_splits=cfg['folds'], seed=cfg['seed'])
 
 # %% ../nbs/09_experiment.ipynb #08b13a8f
+_PROBE = '.rank0_was_here'   # under torchrun: the file that checks every rank sees the folder (`_check_shared_out`)
+
 def prepare_out(out, # the --out folder
                 cfg:dict, # from `make_config`
                )->Path:
@@ -173,7 +175,7 @@ def prepare_out(out, # the --out folder
             what = ', '.join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise UsageError(f"--out {out} holds a run with another configuration ({what}); use a new --out, or delete it to start over")
     else:
-        if out.exists() and any(p.name != 'run.log' for p in out.iterdir()):
+        if out.exists() and any(p.name not in ('run.log', _PROBE) for p in out.iterdir()):
             raise UsageError(f"--out {out} is a non-empty folder without config.json; pick an empty or new folder")
         out.mkdir(parents=True, exist_ok=True)
     return out
@@ -412,6 +414,23 @@ def _backend()->str:
     import torch.distributed as dist
     return dist.get_backend() if dist.is_initialized() else 'none'
 
+def _check_shared_out(out:Path):
+    "Under torchrun every rank must see the files rank 0 writes (finished folds, checkpoints to resume): one shared --out."
+    import torch.distributed as dist
+    world = group_env().world_size
+    if world == 1: return
+    probe = out/_PROBE
+    barrier()                                   # every rank has checked the folder (prepare_out) before rank 0 writes
+    if is_main_process(): probe.write_text('')
+    barrier()
+    seen = [None] * world
+    dist.all_gather_object(seen, probe.exists())
+    barrier()
+    if is_main_process(): probe.unlink()
+    blind = [r for r, ok in enumerate(seen) if not ok]
+    if blind: raise UsageError(f"--out {out}: rank(s) {blind} do not see the files rank 0 writes there; with torchrun on several "
+                               "machines, --out must be a folder on a file system they all share")
+
 def _load_once(cfg:dict, progress:bool, log)->pd.DataFrame:
     "`load_data` on rank 0 first (it fills the preprocessing cache), then on the other ranks, which find it filled."
     if not is_main_process(): barrier()
@@ -445,6 +464,7 @@ def run_experiment(cfg:dict, # from `make_config`
     world = _check_world(cfg, jobs)
     jobs = default_jobs(cfg) if jobs is None else jobs
     out = prepare_out(out, cfg)
+    _check_shared_out(out)
     log = _logger(out)
     log.info(f"supcon_dr_run: {json.dumps(cfg)}")
     seed_everything(cfg['seed'])

@@ -116,3 +116,17 @@ def test_torchrun_bad_input_said_once(tmp_path):
     r = _torchrun(*TINY_DDP, '--jobs', '2', '--out', str(tmp_path/'o'))
     assert r.returncode != 0 and r.stderr.count('supcon_dr_run: error: --jobs 2 under torchrun') == 1, r.stderr[-3000:]
     assert not (tmp_path/'o'/'config.json').exists()
+
+def test_torchrun_ranks_must_share_the_run_folder(tmp_path):
+    "Several machines without a shared --out would each resume from their own files and hang: the runner checks first."
+    script = tmp_path/'blind.py'
+    script.write_text(
+        "import os, sys\nfrom pathlib import Path\nfrom supcon_dr.core import init_distributed\n"
+        "from supcon_dr.experiment import _check_shared_out, UsageError\n"
+        "env = init_distributed('gloo')\nout = Path(sys.argv[1]) / f'node{env.rank}'; out.mkdir()   # a folder per 'machine'\n"
+        "try: _check_shared_out(out)\nexcept UsageError as e: print(f'rank {env.rank}: {e}')\n")
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(script), str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for rank in (0, 1): assert f'rank {rank}: --out {tmp_path}/node{rank}: rank(s) [1] do not see the files rank 0 writes' in r.stdout, r.stdout
+    assert not (tmp_path/'node0'/'.rank0_was_here').exists()               # the probe is gone again
