@@ -355,7 +355,8 @@ def preprocess_image(im:Image.Image, # RGB image
         c = _circle_crop(im, size)
         a = np.asarray(c, np.float32); blur = np.asarray(c.filter(ImageFilter.GaussianBlur(size/2/30)), np.float32)
         out = Image.fromarray(np.clip(4*(a - blur) + 128, 0, 255).astype(np.uint8))
-        fov = Image.fromarray(((a[..., :2].mean(-1) > 15)*255).astype(np.uint8)).filter(ImageFilter.MinFilter(2*(size//40) + 1))
+        fov, k = Image.fromarray(((a[..., :2].mean(-1) > 15)*255).astype(np.uint8)), 2*(size//40) + 1
+        if k > 1: fov = fov.filter(ImageFilter.MinFilter(k))   # k = 1 is the identity, and Pillow 12.3 crashes on it (SIGFPE)
         mask = Image.fromarray(np.minimum(np.asarray(fov), np.asarray(_disc_mask(size, 0.9))))   # 90 % circle, inside the FOV
         return Image.composite(out, Image.new('RGB', out.size, (128, 128, 128)), mask)
     big = int(round(size/0.875))                                   # 'original': normalise, subtract 15x15 mean, crop
