@@ -329,10 +329,7 @@ def get_dls(train_df:pd.DataFrame, # training manifest (`path`, `grade`)
     tds, vds = ManifestDataset(train_df, ttfm), ManifestDataset(valid_df, vtfm)
     device = default_device(None if device is None else str(device))   # validated: 'tpu' or a missing GPU is a clear error
     common = dict(bs=int(bs), num_workers=int(num_workers), seed=seed, pin_memory=device.type == 'cuda')
-    if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
-    per_rank = len(tds) // world_size
-    if per_rank < 1: raise ValueError(f"{len(tds)} training images cannot give each of {world_size} processes one")
+    per_rank = len(shard_indices(range(len(tds)), rank, world_size))   # checks rank and world size, as the loader will
     train = ManifestDL(tds, shuffle=True, drop_last=per_rank >= bs, balanced=balanced, rank=rank, world_size=world_size, **common)
     valid = ManifestDL(vds, shuffle=False, drop_last=False, fixed_views=two_view, **common)
     return DataLoaders(train, valid, device=device)

@@ -182,6 +182,10 @@ def _gather_active():
     "True when a process group with more than one rank is initialised."
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
+def _rank_rows(n:int)->slice:
+    "This rank's rows of a tensor gathered in rank order from `n` rows per rank."
+    return slice(dist.get_rank() * n, (dist.get_rank() + 1) * n)
+
 def _all_gather_plain(x):
     "`dist.all_gather` of an equal-shaped tensor: a list of the ranks' tensors, no gradient."
     parts = [torch.empty_like(x, memory_format=torch.contiguous_format) for _ in range(dist.get_world_size())]
@@ -202,7 +206,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
     "Concatenate the ranks' tensors along dim 0; backward: sum the gradient over ranks, keep this rank's rows."
     @staticmethod
     def forward(ctx, x):
-        ctx.rows = slice(dist.get_rank() * len(x), (dist.get_rank() + 1) * len(x))
+        ctx.rows = _rank_rows(len(x))
         return torch.cat(_all_gather_plain(x))
     @staticmethod
     def backward(ctx, g):
@@ -345,8 +349,7 @@ class OrdinalSupConLoss(SupConLoss):
         b = features.shape[0]
         y = check_grades(labels, self.n_grades, batch=b, device=features.device)
         if self.gather_distributed and _gather_active():   # this rank's rows of the global batch's mask: [b, W b]
-            rows = slice(b * dist.get_rank(), b * (dist.get_rank() + 1))
-            return super().forward(features, mask=ordinal_mask(all_gather_with_grad(y), self.kind, self.power, self.sigma, self.n_grades)[rows])
+            return super().forward(features, mask=ordinal_mask(all_gather_with_grad(y), self.kind, self.power, self.sigma, self.n_grades)[_rank_rows(b)])
         return super().forward(features, mask=ordinal_mask(y, self.kind, self.power, self.sigma, self.n_grades))
 
     def extra_repr(self): return f"kind={self.kind!r}, power={self.power}, sigma={self.sigma}, " + super().extra_repr()
@@ -461,7 +464,7 @@ class RankNContrastLoss(nn.Module):
         z = features if features.dtype == torch.float64 else features.float()
         rows = slice(0, b * v)
         if self.gather_distributed and _gather_active():   # the global batch's terms, this rank's anchors' rows
-            z, y, rows = all_gather_with_grad(z), all_gather_with_grad(y), slice(b * v * dist.get_rank(), b * v * (dist.get_rank() + 1))
+            z, y, rows = all_gather_with_grad(z), all_gather_with_grad(y), _rank_rows(b * v)
         z, y = z.reshape(-1, d), y.repeat_interleave(v)
         m = len(z)
         if m < 2: return z.sum() * 0.                                           # no pair: 0, attached to the graph
