@@ -43,5 +43,6 @@ setuptools.setup(
     entry_points={
         'console_scripts': cfg.get('console_scripts', '').split(),
         'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],
+        'supcon_dr.plugins': cfg.get('plugins', '').split(),
     },
     **setup_cfg)

@@ -16,6 +16,7 @@ with warnings.catch_warnings():  # fastai's import touches torch.jit.script, whi
     from fastai.data.load import DataLoader
     from fastai.data.core import DataLoaders
     from fastai.torch_core import to_detach
+from fastcore.basics import patch
 from .core import N_GRADES, default_device, shard_indices
 
 # %% auto #0
@@ -209,7 +210,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         return (img if self.tfm is None else self.tfm(img)), int(self.grades[i])
     def __repr__(self): return f'ManifestDataset({len(self)} images, tfm={self.tfm!r})'
 
-# %% ../nbs/02_augmentations.ipynb #204a1c7c
+# %% ../nbs/02_augmentations.ipynb #ba5b99b1
 def _balanced_weights(grades):
     "Sampling probability per item ∝ 1 / (count of its grade): each grade equally likely."
     counts = np.bincount(grades, minlength=N_GRADES)
@@ -222,6 +223,7 @@ class _Item(int):
         o = super().__new__(cls, i); o.seed = int(seed); return o
     def __reduce__(self): return (_Item, (int(self), self.seed))
 
+# %% ../nbs/02_augmentations.ipynb #bcf3c1f5
 class ManifestDL(DataLoader):
     "fastai `DataLoader` over a `ManifestDataset`: seeded order, optional class balance, per-item augmentation seeds."
     def __init__(self, dataset=None, # a `ManifestDataset` (or any map-style dataset with `.grades`)
@@ -256,28 +258,33 @@ class ManifestDL(DataLoader):
             torch.manual_seed(item_seed)
             return self.dataset[int(s)]
 
-    def create_batches(self, samps):
-        if self.fake_l.num_workers > 0: yield from super().create_batches(samps); return
-        it, nt = super().create_batches(samps), torch.get_num_threads()
-        while True:   # main-process loading: one torch thread while a batch is built, all of them for training
-            torch.set_num_threads(1)
-            try: b = next(it)
-            except StopIteration: return
-            finally: torch.set_num_threads(nt)
-            yield b
+# %% ../nbs/02_augmentations.ipynb #e232399c
+@patch
+def create_batches(self:ManifestDL, samps):
+    if self.fake_l.num_workers > 0: yield from super(ManifestDL, self).create_batches(samps); return
+    it, nt = super(ManifestDL, self).create_batches(samps), torch.get_num_threads()
+    while True:   # main-process loading: one torch thread while a batch is built, all of them for training
+        torch.set_num_threads(1)
+        try: b = next(it)
+        except StopIteration: return
+        finally: torch.set_num_threads(nt)
+        yield b
 
-    def to_detach(self, b, cpu:bool=True, gather:bool=True):
-        "fastai's `to_detach` of predictions and losses; a loader not split across ranks (validation) has nothing to gather."
-        return to_detach(b, cpu, gather and self.world_size > 1)
+@patch
+def to_detach(self:ManifestDL, b, cpu:bool=True, gather:bool=True):
+    "fastai's `to_detach` of predictions and losses; a loader not split across ranks (validation) has nothing to gather."
+    return to_detach(b, cpu, gather and self.world_size > 1)
 
-    def new(self, dataset=None, cls=None, **kwargs):
-        return super().new(dataset, cls, **{**dict(balanced=self.balanced, seed=self.seed, fixed_views=self.fixed_views,
-                                                    rank=self.rank, world_size=self.world_size), **kwargs})
+@patch
+def new(self:ManifestDL, dataset=None, cls=None, **kwargs):
+    return super(ManifestDL, self).new(dataset, cls, **{**dict(balanced=self.balanced, seed=self.seed, fixed_views=self.fixed_views,
+                                                               rank=self.rank, world_size=self.world_size), **kwargs})
 
-    def show_batch(self, b=None, max_n:int=16, ncols:int=8, **kwargs):
-        "Decode and show a batch (by default `one_batch()`), like fastai's `show_batch`."
-        x, y = self.one_batch() if b is None else b
-        return show_image_batch(x, y, max_n=max_n, ncols=ncols, **kwargs)
+@patch
+def show_batch(self:ManifestDL, b=None, max_n:int=16, ncols:int=8, **kwargs):
+    "Decode and show a batch (by default `one_batch()`), like fastai's `show_batch`."
+    x, y = self.one_batch() if b is None else b
+    return show_image_batch(x, y, max_n=max_n, ncols=ncols, **kwargs)
 
 # %% ../nbs/02_augmentations.ipynb #8dcba4ce
 def show_image_batch(x:torch.Tensor, # [B,3,H,W] or two-view [B,V,3,H,W], normalised

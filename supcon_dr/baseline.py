@@ -5,7 +5,8 @@
 # %% ../nbs/04_baseline.ipynb #f10fb011
 from __future__ import annotations
 import os, sys, math, time, tempfile, warnings
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, fields
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -20,16 +21,19 @@ with warnings.catch_warnings():  # fastai's import touches torch.jit.script, whi
     from fastai.optimizer import Adam, SGD
     from fastai.losses import CrossEntropyLossFlat
 from fastcore.imports import IN_NOTEBOOK
+from fastcore.basics import patch
 from .core import N_GRADES, atomic_path, seed_everything, default_device, group_env, is_main_process, rank_seed
 from .augment import get_dls
 from .metrics import classification_metrics
-from .losses import KINDS, SIMILARITIES
+from .data import fold_split
+from .studies import study_data, EVAL_SEED
 
 # %% auto #0
-__all__ = ['HEADS', 'PRESETS', 'Encoder', 'imagenet_weights_file', 'create_encoder', 'freeze_stem', 'GradeClassifier',
-           'save_checkpoint', 'load_checkpoint', 'TrainConfig', 'run_key', 'FoldResult', 'grade_metric', 'AUC', 'QWK',
-           'class_weights', 'EpochCheckpoint', 'unwrap', 'mean_over_ranks', 'EpochLine', 'fit_resumable',
-           'DistributedFit', 'encoder_for', 'optimizer_for', 'ce_learner', 'fold_dls', 'fit_ce_fold']
+__all__ = ['HEADS', 'PRESETS', 'METHOD_KINDS', 'METHODS', 'METHOD_NAMES', 'Encoder', 'imagenet_weights_file', 'create_encoder',
+           'freeze_stem', 'GradeClassifier', 'save_checkpoint', 'load_checkpoint', 'EncoderConfig', 'TrainConfig',
+           'run_key', 'FoldResult', 'grade_metric', 'AUC', 'QWK', 'class_weights', 'EpochCheckpoint', 'unwrap',
+           'mean_over_ranks', 'EpochLine', 'fit_resumable', 'DistributedFit', 'encoder_for', 'optimizer_for',
+           'ce_learner', 'fold_dls', 'fit_ce_fold', 'Method', 'register_method', 'get_method', 'method_names', 'ce_run']
 
 # %% ../nbs/04_baseline.ipynb #58ec2c63
 class Encoder(nn.Module):
@@ -184,14 +188,45 @@ def load_checkpoint(path, # a file written by `save_checkpoint`
     if opt is not None and ckpt['opt'] is not None: opt.load_state_dict(ckpt['opt'])
     return ckpt
 
-# %% ../nbs/04_baseline.ipynb #f19e56fe
+# %% ../nbs/04_baseline.ipynb #3606c186
+HEADS = ('mlp', 'bn', 'bn_out')   # chapter 05's projection heads
+
+def _check_config(self):
+    "A clear error for a setting no training can use (the ordinal losses check their own, chapter 11)."
+    for k in ('size', 'bs', 'epochs', 'supcon_epochs', 'hidden_dim', 'out_dim', 'knn_k', 'world_size'):
+        v = getattr(self, k)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"TrainConfig.{k} must be a positive int, got {v!r}")
+    for k in ('lr', 'supcon_lr', 'temperature', 'probe_C'):   # the ordinal losses check their own (chapter 11)
+        v = getattr(self, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"TrainConfig.{k} must be a number > 0, got {v!r}")
+    if not 0 <= self.warmup < 1: raise ValueError(f"TrainConfig.warmup must be in [0, 1), got {self.warmup!r}")
+    if isinstance(self.ce_weight, bool) or not isinstance(self.ce_weight, (int, float)) or self.ce_weight < 0:
+        raise ValueError(f"TrainConfig.ce_weight must be a number >= 0, got {self.ce_weight!r}")
+    if not 0 <= self.dropout < 1: raise ValueError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
+    if self.opt not in ('adamw', 'sgd'): raise ValueError(f"TrainConfig.opt must be 'adamw' or 'sgd', got {self.opt!r}")
+    if self.head not in HEADS: raise ValueError(f"TrainConfig.head must be one of {HEADS}, got {self.head!r}")
+
+# %% ../nbs/04_baseline.ipynb #bb485c49
 @dataclass
-class TrainConfig:
-    "Settings of one fold's training, for every method. Defaults: the `quick` preset; `TrainConfig.preset(name)`: the others."
+class EncoderConfig:
+    "What is trained and how it is read out: the encoder, the projection head, the probe (the first fields of `TrainConfig`)."
     arch:str = 'resnet18'          # torchvision backbone
     pretrained:bool|str = False    # ImageNet weights (downloaded once into the torch hub cache)
     small_stem:bool = False        # drop the stem's max-pool (ResNets): twice the resolution in every stage
     freeze_stem:bool = False       # freeze conv1, bn1, layer1 (sensible with ImageNet weights only)
+    init:str|None = None           # start the encoder from this `save_checkpoint` file of an encoder (chapter 12), not random weights
+    head:str = 'bn'                # projection head (chapter 05): 'mlp', 'bn' (BatchNorm inside) or 'bn_out' (and on its output)
+    hidden_dim:int = 512           # projection head: hidden width
+    out_dim:int = 128              # projection head: embedding width
+    probe_C:float = 1.0            # inverse L2 strength of the logistic-regression probe (chapter 06)
+    knn_k:int = 10                 # neighbours of the k-NN probe (chapter 06)
+
+# %% ../nbs/04_baseline.ipynb #97bd0837
+@dataclass
+class TrainConfig(EncoderConfig):
+    "Settings of one fold's training, for every method. Defaults: the `quick` preset; `TrainConfig.preset(name)`: the others."
     size:int = 64                  # image side, px
     bs:int = 32                    # batch size (SupCon: images per batch, each seen as 2 views)
     epochs:int = 20                # cross-entropy epochs
@@ -210,53 +245,34 @@ class TrainConfig:
     ordinal_sigma:float = 1.0      # supcon_ord, 'gaussian': weight exp(-distance**2 / (2 sigma**2)), sigma in grades
     rnc_temperature:float = 1.0    # Rank-N-Contrast temperature on the unit sphere (chapter 11's study)
     rnc_similarity:str = 'l2'      # Rank-N-Contrast similarity: 'l2' (minus the distance) or 'cosine' (chapter 11)
-    head:str = 'bn'                # projection head (chapter 05): 'mlp', 'bn' (BatchNorm inside) or 'bn_out' (and on its output)
-    hidden_dim:int = 512           # projection head: hidden width
-    out_dim:int = 128              # projection head: embedding width
     strength:float = 1.0           # contrastive augmentation strength (chapter 02)
-    probe_C:float = 1.0            # inverse L2 strength of the logistic-regression probe (chapter 06)
-    knn_k:int = 10                 # neighbours of the k-NN probe (chapter 06)
+    ce_weight:float = 0.0          # contrastive methods: add ce_weight x the cross-entropy of a linear head on the encoder (chapter 12)
     seed:int = 0                   # weights, batch order and augmentations
     device:str|None = None         # None: cuda, else mps, else cpu
     amp:bool = True                # mixed precision (used on CUDA only)
     num_workers:int = 0            # DataLoader worker processes
     world_size:int = 1             # processes that train together under torchrun (chapter 10); each takes `bs` images a step
     progress:bool = True           # progress bars (a terminal or Jupyter) or one line per epoch (a log file)
+    def __post_init__(self): _check_config(self)
 
-    @classmethod
-    def preset(cls, name:str='quick', # 'quick', 'cpu' or 'paper' (see `PRESETS`)
-               **kwargs): # fields that override the preset
-        "The named preset, with `kwargs` overriding its fields."
-        if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **kwargs})
-
-    def __post_init__(self):
-        for k in ('size', 'bs', 'epochs', 'supcon_epochs', 'hidden_dim', 'out_dim', 'knn_k', 'world_size'):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"TrainConfig.{k} must be a positive int, got {v!r}")
-        for k in ('lr', 'supcon_lr', 'temperature', 'probe_C', 'ordinal_power', 'ordinal_sigma', 'rnc_temperature'):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ValueError(f"TrainConfig.{k} must be a number > 0, got {v!r}")
-        if not 0 <= self.warmup < 1: raise ValueError(f"TrainConfig.warmup must be in [0, 1), got {self.warmup!r}")
-        if not 0 <= self.dropout < 1: raise ValueError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.opt not in ('adamw', 'sgd'): raise ValueError(f"TrainConfig.opt must be 'adamw' or 'sgd', got {self.opt!r}")
-        if self.head not in HEADS: raise ValueError(f"TrainConfig.head must be one of {HEADS}, got {self.head!r}")
-        if self.ordinal_kind not in KINDS: raise ValueError(f"TrainConfig.ordinal_kind must be one of {KINDS}, got {self.ordinal_kind!r}")
-        if self.rnc_similarity not in SIMILARITIES:
-            raise ValueError(f"TrainConfig.rnc_similarity must be one of {SIMILARITIES}, got {self.rnc_similarity!r}")
-
-HEADS = ('mlp', 'bn', 'bn_out')
+# %% ../nbs/04_baseline.ipynb #3b343d24
 PRESETS = {
     'quick': {},   # the defaults: the built-in synthetic data on a CPU, minutes
-    'cpu': dict(size=128, epochs=25, supcon_epochs=20, lr=1e-3, head='bn_out', temperature=0.2),   # real photos on a CPU (chapter 05)
+    'cpu': dict(size=96, epochs=30, supcon_epochs=14, lr=1e-3, head='bn_out', temperature=0.2),   # real photos on a CPU, measured in chapter 12
     'paper': dict(arch='resnet50', pretrained=True, freeze_stem=True, size=224, bs=64, epochs=20, supcon_epochs=20,
                   lr=5e-3, supcon_lr=5e-3, num_workers=min(8, os.cpu_count() or 1)),   # the original study, for a GPU
 }
 
+@patch(cls_method=True)
+def preset(cls:TrainConfig, name:str='quick', # 'quick', 'cpu' or 'paper' (see `PRESETS`)
+           **kwargs): # fields that override the preset
+    "The named preset, with `kwargs` overriding its fields."
+    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
+    return cls(**{**PRESETS[name], **kwargs})
+
 # %% ../nbs/04_baseline.ipynb #25b02fa0
 _NOT_IN_RUN_KEY = ('num_workers', 'progress')
+_NEWER_FIELDS = {'world_size': 1, 'ce_weight': 0.0, 'init': None}   # fields added after runs were kept; left out at their defaults
 
 def run_key(cfg:TrainConfig, # the settings
             **extra, # what else identifies the run, e.g. `method='supcon'`
@@ -264,18 +280,21 @@ def run_key(cfg:TrainConfig, # the settings
     "The settings that change a run's numbers, as plain values: resuming is allowed only when they are equal."
     d = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_RUN_KEY}
     d['device'] = default_device(cfg.device).type
-    if d['world_size'] == 1: del d['world_size']   # a one-process run keeps the key it had before runs could span processes
+    for k, default in _NEWER_FIELDS.items():       # a field added later, at its default: the run keeps the key it had before
+        if d[k] == default: del d[k]
     return {**d, **extra}
 
 # %% ../nbs/04_baseline.ipynb #14a09d28
 @dataclass
 class FoldResult:
-    "One fold's outcome: validation labels and class probabilities, the trained encoder, the training log."
+    "One fold's outcome: validation labels and class probabilities, the trained encoder and its head, the training log."
     y_true:np.ndarray      # [N] ICDR grades of the validation images
     probs:np.ndarray       # [N,5] predicted class probabilities
     encoder:nn.Module      # the trained encoder (no head), on the CPU, in eval mode
     history:pd.DataFrame   # one row per epoch: losses and metrics
     valid_df:pd.DataFrame  # the validation manifest, in the order of `y_true`
+    head:nn.Module|None = None  # encoder features -> grade logits (CE: its linear layer; a probe: its linear map), or None
+    features:tuple|None = None  # (training, validation) feature arrays the method scored with, when it computed them
     def __post_init__(self):
         self.y_true, self.probs = np.asarray(self.y_true).astype(int), np.asarray(self.probs, dtype=np.float64)
         if self.probs.shape != (len(self.y_true), N_GRADES):
@@ -304,7 +323,7 @@ def class_weights(grades, # training grades
     w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
     return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
 
-# %% ../nbs/04_baseline.ipynb #c3bbf5f3
+# %% ../nbs/04_baseline.ipynb #6dd02cce
 class EpochCheckpoint(Callback):
     "After each trained epoch: append the epoch's row to `csv`; save model, optimizer, epoch, rows and step losses to `path`."
     order = 60  # after the Recorder (50) has filled in the epoch's losses and metrics
@@ -337,6 +356,7 @@ class EpochCheckpoint(Callback):
     @property
     def history(self)->pd.DataFrame: return pd.DataFrame(self.rows)
 
+# %% ../nbs/04_baseline.ipynb #a69890ed
 def unwrap(model:nn.Module)->nn.Module:
     "The model inside a `DistributedDataParallel` wrapper (chapter 10), or the model itself."
     return getattr(model, 'module', model)
@@ -350,6 +370,7 @@ def mean_over_ranks(x:float)->float:
     dist.all_reduce(t)
     return float(t.item() / env.world_size)
 
+# %% ../nbs/04_baseline.ipynb #2bbd55b3
 class EpochLine(Callback):
     "One printed line per epoch (losses, metrics, seconds): progress for a log file, where bars would be thousands of frames."
     order = 70
@@ -362,6 +383,7 @@ class EpochLine(Callback):
         vals = ' '.join(f"{n} {v:.4g}" for n, v in zip(names, self.recorder.values[-1]) if v is not None)
         print(f"{self.prefix}epoch {self.epoch + 1}/{self.n_epoch}: {vals} ({time.perf_counter() - self.t0:.1f}s)", flush=True)
 
+# %% ../nbs/04_baseline.ipynb #5818f12f
 def fit_resumable(learn:Learner, # has an `EpochCheckpoint` callback
                   n_epoch:int, # total epochs of the run
                   lr:float, # peak learning rate
@@ -417,9 +439,10 @@ class DistributedFit(Callback):
 # %% ../nbs/04_baseline.ipynb #75e6f1e8
 def encoder_for(cfg:TrainConfig, # arch, pretrained, small_stem, freeze_stem, seed
                )->Encoder:
-    "The encoder `cfg` describes, its random weights drawn from `cfg.seed`."
+    "The encoder `cfg` describes: its random weights drawn from `cfg.seed`, or loaded from `cfg.init`."
     seed_everything(cfg.seed)
     enc = create_encoder(cfg.arch, cfg.pretrained, cfg.small_stem)
+    if cfg.init: load_checkpoint(cfg.init, enc)
     if cfg.freeze_stem: freeze_stem(enc)
     return enc
 
@@ -463,7 +486,7 @@ def fold_dls(train_df:pd.DataFrame, # training manifest
                    balanced=cfg.balanced, num_workers=cfg.num_workers, seed=cfg.seed, rank=env.rank, world_size=env.world_size,
                    device=device or default_device(cfg.device), strength=cfg.strength)
 
-# %% ../nbs/04_baseline.ipynb #05514103
+# %% ../nbs/04_baseline.ipynb #54363756
 def fit_ce_fold(train_df:pd.DataFrame, # training manifest (`path`, `grade`, ...)
                 valid_df:pd.DataFrame, # validation manifest
                 cfg:TrainConfig, # the settings
@@ -478,5 +501,86 @@ def fit_ce_fold(train_df:pd.DataFrame, # training manifest (`path`, `grade`, ...
         learn = ce_learner(dls, cfg, train_grades=train_df['grade'].to_numpy(), path=out_dir or tmp)
         hist = fit_resumable(learn, cfg.epochs, cfg.lr, progress=cfg.progress, warmup=cfg.warmup, prefix=prefix)
         with learn.no_bar(): probs, y = learn.get_preds(dl=dls.valid, act=partial(F.softmax, dim=-1))
-    return FoldResult(y.numpy(), probs.float().numpy(), learn.model.encoder.cpu().eval(), hist,
-                      valid_df.reset_index(drop=True))
+    model = learn.model.cpu().eval()
+    return FoldResult(y.numpy(), probs.float().numpy(), model.encoder, hist, valid_df.reset_index(drop=True), head=model.fc)
+
+# %% ../nbs/04_baseline.ipynb #928f6c51
+METHOD_KINDS = ('end_to_end', 'contrastive', 'probe', 'control')
+
+@dataclass(frozen=True)
+class Method:
+    "One method of the comparison, declared once; the runner, its help, the tables and the comparisons read it."
+    name:str                     # its key on the command line and in results.json, e.g. 'supcon'
+    title:str                    # what tables and sentences call it
+    kind:str                     # one of `METHOD_KINDS`
+    fit:callable = None          # fit(train_df, valid_df, cfg, out_dir=None, prefix='') -> FoldResult
+    loss:callable = None         # 'contrastive': loss(cfg) -> nn.Module called as loss(features [B,V,D], labels [B])
+    labels:bool = True           # 'contrastive': whether the loss sees the grades (SimCLR's does not)
+    collapse:callable = None     # 'contrastive': collapse(grades, n_views) -> the loss of a collapsed embedding; None: ln(BV-1)
+    parent:str|None = None       # 'probe': the method whose trained encoder it reads
+    derive:callable = None       # 'probe': derive(parent_result, train_df, valid_df, cfg, out_dir=None) -> FoldResult
+    cost:float = 1.0             # relative time of one fold, for scheduling the longest first
+    check:callable = None        # check(manifest): a ValueError naming what in the data this method cannot use, before anything trains
+    @property
+    def trains(self)->bool: return self.kind in ('end_to_end', 'contrastive')   # it trains a network of its own
+
+METHODS = {}   # name -> Method, in the order they were registered
+
+# %% ../nbs/04_baseline.ipynb #f2547033
+def _same_declaration(a:Method, b:Method)->bool:
+    "Whether `b` is `a` declared again (a module imported twice, its notebook cell run): same fields, same functions by name."
+    key = lambda f: getattr(f, '__qualname__', f)   # not the module: a notebook's cell defines it in `__main__`
+    return all(key(getattr(a, f.name)) == key(getattr(b, f.name)) for f in fields(Method))
+
+def register_method(m:Method, # the method; its name must be new unless `replace`
+                    replace:bool=False, # allow replacing a method of the same name
+                   )->Method:
+    "Add `m` to `METHODS` after checking that it is complete for its kind; returns it."
+    if not isinstance(m, Method): raise TypeError(f"expected a Method, got {type(m).__name__}")
+    if not m.name.isidentifier(): raise ValueError(f"method name {m.name!r} must be an identifier (letters, digits, _)")
+    if m.kind not in METHOD_KINDS: raise ValueError(f"method {m.name!r}: kind must be one of {METHOD_KINDS}, got {m.kind!r}")
+    need = {'end_to_end': ('fit',), 'control': ('fit',), 'contrastive': ('loss',), 'probe': ('parent', 'derive')}[m.kind]
+    missing = [k for k in need if getattr(m, k) is None]
+    if missing: raise ValueError(f"method {m.name!r} of kind {m.kind!r} needs {' and '.join(missing)}")
+    if m.kind == 'probe' and m.parent not in METHODS: raise ValueError(f"method {m.name!r} reads {m.parent!r}, which is not registered")
+    if m.name in METHODS and not (replace or _same_declaration(METHODS[m.name], m)):
+        raise ValueError(f"a method {m.name!r} is already registered; pass replace=True to replace it")
+    METHODS[m.name] = m
+    return m
+
+def get_method(name)->Method:
+    "The registered method `name` (a `Method` is returned as it is), or an error that lists them."
+    if isinstance(name, Method): return name
+    if name not in METHODS: raise ValueError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+def method_names(*kinds:str)->list:
+    "Names of the registered methods of the given kinds (all of them when none is given), in registration order."
+    bad = [k for k in kinds if k not in METHOD_KINDS]
+    if bad: raise ValueError(f"unknown kind(s) {bad}: expected {METHOD_KINDS}")
+    return [n for n, m in METHODS.items() if not kinds or m.kind in kinds]
+
+# %% ../nbs/04_baseline.ipynb #ed50cecc
+register_method(Method('ce', 'Cross-entropy (baseline)', 'end_to_end', fit=fit_ce_fold, cost=2.0))
+
+class _Titles(Mapping):
+    "name -> title of every registered method, read live from `METHODS`."
+    def __getitem__(self, k): return METHODS[k].title
+    def __iter__(self): return iter(METHODS)
+    def __len__(self): return len(METHODS)
+    def __repr__(self): return repr(dict(self))
+
+METHOD_NAMES = _Titles()
+
+# %% ../nbs/04_baseline.ipynb #f373e808
+def ce_run(label:str, # the setting's name
+           changes:dict, # its `TrainConfig` changes from the quick preset
+           fold:int, # the development fold it is scored on
+           data:dict={}, # chapter 01b's `study_data` arguments other than the size
+          )->dict:
+    "One cross-entropy training of a recipe study: QWK, accuracy and AUC on the held-out fold, seconds, the loss per epoch."
+    cfg = TrainConfig(device='cpu', progress=False, **changes)
+    tr, va = fold_split(study_data(cfg.size, **data), fold)
+    t0 = time.perf_counter(); res = fit_ce_fold(tr, va, cfg); secs = time.perf_counter() - t0
+    m = classification_metrics(res.y_true, res.probs)
+    return dict(qwk=m['qwk'], accuracy=m['accuracy'], auc=m['auc_ovr'], seconds=secs, loss=res.history.train_loss.tolist())

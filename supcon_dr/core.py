@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 # %% auto #0
 __all__ = ['GRADE_NAMES', 'N_GRADES', 'grade_name', 'seed_everything', 'default_device', 'DistEnv', 'dist_env',
-           'init_distributed', 'group_env', 'is_main_process', 'barrier', 'shard_indices', 'rank_seed', 'supcon_home',
-           'atomic_path', 'require']
+           'init_distributed', 'group_env', 'is_main_process', 'barrier', 'blind_ranks', 'peer_failed', 'leave_group',
+           'shard_indices', 'rank_seed', 'supcon_home', 'atomic_path', 'json_safe', 'require']
 
 # %% ../nbs/00_core.ipynb #db78f310
 GRADE_NAMES = ['No DR', 'Mild NPDR', 'Moderate NPDR', 'Severe NPDR', 'Proliferative DR'] # ICDR 0-4
@@ -116,6 +116,34 @@ def barrier():
         import torch.distributed as dist
         dist.barrier()
 
+# %% ../nbs/00_core.ipynb #01222108
+def blind_ranks(folder, # a folder every rank should see
+               )->list:
+    "The ranks that do not see a file rank 0 writes into `folder` (empty in a single process): a folder not shared."
+    if group_env().world_size == 1: return []
+    import torch.distributed as dist
+    probe = Path(folder)/'.rank0_was_here'
+    barrier()                                   # every rank has looked at the folder before rank 0 writes
+    if is_main_process(): probe.write_text('')
+    barrier()
+    seen = [None] * group_env().world_size
+    dist.all_gather_object(seen, probe.exists())
+    barrier()
+    if is_main_process(): probe.unlink()
+    return [r for r, ok in enumerate(seen) if not ok]
+
+def peer_failed(e:Exception)->bool:
+    "Whether `e` is a collective failing because another process of the group died (gloo and NCCL raise RuntimeError)."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()): return False
+    return isinstance(e, getattr(dist, 'DistError', ())) or (isinstance(e, RuntimeError) and any(
+        k in str(e) for k in ('gloo', 'NCCL', 'Connection reset', 'Connection closed', 'ProcessGroup')))
+
+def leave_group():
+    "Tear the process group down (every rank must have passed its last collective)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
 # %% ../nbs/00_core.ipynb #ced414dd
 def shard_indices(
     idxs, # a sequence (list, range, array) of items to split, e.g. the row indices of a manifest
@@ -173,6 +201,15 @@ def atomic_path(path, # the file to write
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
+
+# %% ../nbs/00_core.ipynb #22f3742a
+def json_safe(o):
+    "`o` with NumPy scalars and arrays as plain Python and NaN as None, keys as strings: ready for strict JSON."
+    if isinstance(o, dict): return {str(k): json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)) or type(o).__name__ == 'ndarray': return [json_safe(v) for v in o]
+    if type(o).__module__ == 'numpy' and hasattr(o, 'item'): o = o.item()
+    if isinstance(o, float) and o != o: return None
+    return o
 
 # %% ../nbs/00_core.ipynb #23029472
 def require(module:str, # the module to import, e.g. 'faiss'

@@ -5,6 +5,7 @@
 # %% ../nbs/01_data.ipynb #d0b09d51
 from __future__ import annotations
 import os, re, shutil, tempfile, warnings, hashlib, functools
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,9 +14,11 @@ from .core import GRADE_NAMES, N_GRADES, supcon_home, atomic_path
 from .synthetic import make_synthetic_dataset, difficulty_knobs, SYNTH_VERSION
 
 # %% auto #0
-__all__ = ['EYEPACS_GRADE_SHARE', 'RETINAMNIST', 'PREPROCESS_METHODS', 'validate_manifest', 'load_eyepacs', 'load_aptos',
-           'load_idrid', 'load_folder', 'download_file', 'load_retinamnist', 'load_synthetic', 'load_image',
-           'preprocess_image', 'preprocess_manifest', 'balanced_subset', 'patient_folds', 'fold_split']
+__all__ = ['EYEPACS_GRADE_SHARE', 'RETINAMNIST', 'DATA_SOURCES', 'MAX_SYNTHETIC_SIZE', 'PREPROCESS_METHODS', 'STATISTICS',
+           'validate_manifest', 'load_eyepacs', 'load_aptos', 'load_idrid', 'load_folder', 'download_file',
+           'load_retinamnist', 'load_synthetic', 'DataSource', 'register_source', 'load_image', 'fov_crop_box',
+           'preprocess_image', 'preprocess_mask', 'preprocess_manifest', 'source_size', 'balanced_subset',
+           'patient_folds', 'fold_split', 'NoFieldOfView', 'image_statistics', 'statistics_frame']
 
 # %% ../nbs/01_data.ipynb #eb5c369a
 EYEPACS_GRADE_SHARE = [0.735, 0.070, 0.151, 0.025, 0.020]   # Kaggle 2015 trainLabels.csv, 35,126 images
@@ -259,6 +262,7 @@ def _read_synthetic(folder:Path)->pd.DataFrame:
     lab = pd.read_csv(folder/'labels.csv')
     df = pd.DataFrame(dict(path=[str(folder/f) for f in lab['file']], grade=lab['grade'], patient_id=lab['patient_id'].astype(str),
                            eye=lab['eye']))
+    if 'mask_file' in lab.columns: df['mask_path'] = [str(folder/f) for f in lab['mask_file']]
     return validate_manifest(df, source=str(folder/'labels.csv'))
 
 # %% ../nbs/01_data.ipynb #32fa8b7c
@@ -269,23 +273,63 @@ def load_synthetic(root=None, # parent cache folder; default `supcon_home()/synt
                    visibility:float|None=None, # lesion contrast; None: the `difficulty` preset's
                    lesion_scale:float|None=None, # lesion size multiplier; None: the preset's
                    similarity:float|None=None, # how alike all eyes look (0-1); None: the preset's
-                   difficulty:str='easy', # 'easy', 'medium' or 'hard': a preset of the three knobs (chapter 01a)
+                   difficulty:str='easy', # 'easy', 'medium' or 'hard': a preset of the three knobs (chapter 00a)
+                   masks:bool=False, # with each image's lesion masks (chapter 00a), in a `mask_path` column (a set of its own)
                   )->pd.DataFrame:
     "The synthetic fundus set as a manifest, rendered on first use and cached (safe when processes race)."
     knobs = difficulty_knobs(difficulty, visibility, lesion_scale, similarity)
     base = Path(root) if root is not None else supcon_home('synthetic')
     base.mkdir(parents=True, exist_ok=True)
-    dest = base/_synthetic_key(n_per_grade, size, seed, knobs)
+    dest = base/(_synthetic_key(n_per_grade, size, seed, knobs) + ('_masks' if masks else ''))
     if (dest/'labels.csv').exists(): return _read_synthetic(dest)
     tmp = Path(tempfile.mkdtemp(dir=base, prefix=f'.{dest.name}.'))
     try:
-        make_synthetic_dataset(tmp, n_per_grade=n_per_grade, size=size, seed=seed, **knobs)
+        make_synthetic_dataset(tmp, n_per_grade=n_per_grade, size=size, seed=seed, masks=masks, **knobs)
         try: os.rename(tmp, dest)
         except OSError:                                # someone else finished first, or a stale incomplete folder
             if not (dest/'labels.csv').exists():
                 shutil.rmtree(dest, ignore_errors=True); os.rename(tmp, dest)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return _read_synthetic(dest)
+
+# %% ../nbs/01_data.ipynb #47e3cd95
+@dataclass(frozen=True)
+class DataSource:
+    "A data set the runner can read by name: `--data name`."
+    name:str           # the value of --data
+    load:callable      # load(root, options) -> manifest; `options`: the run's configuration (a dict)
+    needs_root:bool    # --root is required
+    about:str = ''     # one line for --help
+
+DATA_SOURCES = {}      # name -> DataSource
+
+def register_source(s:DataSource)->DataSource:
+    "Add a data source to `DATA_SOURCES`."
+    if s.name in DATA_SOURCES: raise ValueError(f"a data source {s.name!r} is already registered")
+    DATA_SOURCES[s.name] = s
+    return s
+
+# %% ../nbs/01_data.ipynb #63521d69
+MAX_SYNTHETIC_SIZE = 512   # the renderer draws a 512 px fundus in about a second; larger would be minutes per set
+
+def _synthetic_source(root, o):
+    if o['size'] > MAX_SYNTHETIC_SIZE:
+        raise ValueError(f"--size {o['size']} is larger than the synthetic images, which are rendered at 128 px and "
+                         f"at most {MAX_SYNTHETIC_SIZE} px; pick --size {MAX_SYNTHETIC_SIZE} or less")
+    return load_synthetic(root, n_per_grade=o['n_per_grade'], size=max(128, o['size']), seed=o['seed'],
+                          difficulty=o['difficulty'], masks=bool(o.get('explain')))   # --explain: with the lesion masks
+
+def _retinamnist_source(root, o):
+    return load_retinamnist(root, size=min((s for s in (28, 64, 128, 224) if s >= o['size']), default=224), download=True)
+
+for _s in (DataSource('synthetic', _synthetic_source, False, 'the built-in rendered set (chapter 00a), offline'),
+           DataSource('retinamnist', _retinamnist_source, False, 'MedMNIST RetinaMNIST, downloaded once'),
+           DataSource('eyepacs', lambda root, o: load_eyepacs(root), True, 'Kaggle EyePACS 2015: trainLabels.csv and train/'),
+           DataSource('aptos', lambda root, o: load_aptos(root), True, 'APTOS 2019: train.csv and train_images/'),
+           DataSource('idrid', lambda root, o: load_idrid(root), True, "IDRiD 'B. Disease Grading'"),
+           DataSource('folder', lambda root, o: load_folder(root, patient_re=o.get('patient_re')), True,
+                      'one sub-folder per grade (0-4)')):
+    register_source(_s)
 
 # %% ../nbs/01_data.ipynb #fd95c42a
 def _load_image(path, draft:int|None=None):
@@ -319,7 +363,7 @@ def load_image(path, # an image file
     if note: warnings.warn(note)
     return im
 
-# %% ../nbs/01_data.ipynb #4ab1dd4e
+# %% ../nbs/01_data.ipynb #57157712
 def _fov_box(a:np.ndarray, thresh:float=15):
     "Bounding box (x0, y0, x1, y1) of the field of view: pixels whose red+green mean exceeds `thresh`."
     m = a[..., :2].mean(-1) > thresh
@@ -327,14 +371,19 @@ def _fov_box(a:np.ndarray, thresh:float=15):
     if len(rows) < 2 or len(cols) < 2: return 0, 0, a.shape[1], a.shape[0]      # all dark: keep the whole image
     return cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
 
-def _circle_crop(im:Image.Image, size:int)->Image.Image:
-    "Crop `im` to a square around its field of view (padding clipped sides), resize to `size`, black outside."
+def fov_crop_box(im:Image.Image, # an RGB fundus image
+                )->tuple:
+    "The square `(x0, y0, x1, y1)` around `im`'s field of view that preprocessing crops (past the edge where a side is clipped)."
     small = im.copy(); small.thumbnail((256, 256))
     sc = im.width/small.width
     x0, y0, x1, y1 = [int(round(v*sc)) for v in _fov_box(np.asarray(small))]
     cx, cy, r = (x0 + x1)/2, (y0 + y1)/2, max(x1 - x0, y1 - y0)/2          # clipped top/bottom: the width is the diameter
-    box = tuple(int(round(v)) for v in (cx - r, cy - r, cx + r, cy + r))
-    out = im.crop(box).resize((size, size), Image.BICUBIC, reducing_gap=2.0)   # crop pads outside with black
+    return tuple(int(round(v)) for v in (cx - r, cy - r, cx + r, cy + r))
+
+# %% ../nbs/01_data.ipynb #3e976afd
+def _circle_crop(im:Image.Image, size:int)->Image.Image:
+    "Crop `im` to a square around its field of view (padding clipped sides), resize to `size`, black outside."
+    out = im.crop(fov_crop_box(im)).resize((size, size), Image.BICUBIC, reducing_gap=2.0)   # crop pads outside with black
     return Image.composite(out, Image.new('RGB', out.size), _disc_mask(size, 1.0))
 
 @functools.lru_cache(maxsize=16)
@@ -343,6 +392,14 @@ def _disc_mask(size:int, frac:float)->Image.Image:
     r = np.hypot(xx + 0.5 - size/2, yy + 0.5 - size/2)
     return Image.fromarray(((r <= frac*size/2)*255).astype(np.uint8), 'L')
 
+def _graham_region(c:Image.Image, size:int)->Image.Image:
+    "Where Graham's method keeps the circle-cropped image `c`: inside its field of view (eroded a little) and 90 % of the circle."
+    from PIL import ImageFilter
+    fov, k = Image.fromarray(((np.asarray(c, np.float32)[..., :2].mean(-1) > 15)*255).astype(np.uint8)), 2*(size//40) + 1
+    if k > 1: fov = fov.filter(ImageFilter.MinFilter(k))   # k = 1 is the identity, and Pillow 12.3 crashes on it (SIGFPE)
+    return Image.fromarray(np.minimum(np.asarray(fov), np.asarray(_disc_mask(size, 0.9))))
+
+# %% ../nbs/01_data.ipynb #37e689d1
 def preprocess_image(im:Image.Image, # RGB image
                      size:int, # output size
                      method:str='graham', # 'graham', 'original' or 'circle'
@@ -355,10 +412,7 @@ def preprocess_image(im:Image.Image, # RGB image
         c = _circle_crop(im, size)
         a = np.asarray(c, np.float32); blur = np.asarray(c.filter(ImageFilter.GaussianBlur(size/2/30)), np.float32)
         out = Image.fromarray(np.clip(4*(a - blur) + 128, 0, 255).astype(np.uint8))
-        fov, k = Image.fromarray(((a[..., :2].mean(-1) > 15)*255).astype(np.uint8)), 2*(size//40) + 1
-        if k > 1: fov = fov.filter(ImageFilter.MinFilter(k))   # k = 1 is the identity, and Pillow 12.3 crashes on it (SIGFPE)
-        mask = Image.fromarray(np.minimum(np.asarray(fov), np.asarray(_disc_mask(size, 0.9))))   # 90 % circle, inside the FOV
-        return Image.composite(out, Image.new('RGB', out.size, (128, 128, 128)), mask)
+        return Image.composite(out, Image.new('RGB', out.size, (128, 128, 128)), _graham_region(c, size))
     big = int(round(size/0.875))                                   # 'original': normalise, subtract 15x15 mean, crop
     c = _circle_crop(im, big)
     a = np.asarray(c, np.float32); inside = np.asarray(_disc_mask(big, 1.0)) > 0
@@ -371,6 +425,30 @@ def preprocess_image(im:Image.Image, # RGB image
     return Image.fromarray(np.clip(z[o:o+size, o:o+size]*48 + 128, 0, 255).astype(np.uint8))
 
 PREPROCESS_METHODS = ('graham', 'original', 'circle')
+
+# %% ../nbs/01_data.ipynb #e8b552aa
+def preprocess_mask(mask:np.ndarray, # `[H,W]` at its image's size: bool, or unsigned integers holding one mask per bit
+                    im:Image.Image, # the RGB image the mask belongs to: its field of view decides the crop
+                    size:int, # output size, as for the image
+                    method:str='graham', # as for the image: 'graham', 'original' or 'circle'
+                   )->np.ndarray:
+    "`mask` moved as `preprocess_image(im, size, method)` moves `im`'s pixels: `[size,size]`, its own dtype."
+    if method not in PREPROCESS_METHODS: raise ValueError(f"method must be one of {PREPROCESS_METHODS}, got {method!r}")
+    mask = np.asarray(mask)
+    if mask.shape != (im.height, im.width):
+        raise ValueError(f"the mask is {mask.shape} but its image is {(im.height, im.width)} (height, width): a mask must have its image's size")
+    if mask.dtype != bool and mask.dtype.kind != 'u': raise ValueError(f"a mask must be bool or unsigned integers (bit-planes), got {mask.dtype}")
+    n = int(round(size/0.875)) if method == 'original' else size
+    keep = np.asarray(_graham_region(_circle_crop(im, size), size) if method == 'graham' else _disc_mask(n, 1.0)) > 0
+    box, o = fov_crop_box(im), (n - size)//2
+    planes = [mask] if mask.dtype == bool else [(mask >> b & 1).astype(bool) for b in range(8*mask.dtype.itemsize)]
+    out = np.zeros((size, size), mask.dtype)
+    for b, p in enumerate(planes):
+        if not p.any(): continue
+        q = (np.asarray(Image.fromarray(p.astype(np.float32), 'F').crop(box).resize((n, n), Image.BOX)) > 0) & keep
+        q = q[o:o+size, o:o+size]
+        out = q if mask.dtype == bool else out | (q.astype(mask.dtype) << b)
+    return out
 
 # %% ../nbs/01_data.ipynb #22080846
 PREP_VERSION = 1
@@ -404,7 +482,51 @@ def _build_entry(src:str, out_dir:Path, method:str, size:int):
     except Exception as e: return None, 'error', str(e)
     return dst, status, note
 
-# %% ../nbs/01_data.ipynb #4b4dc3e1
+# %% ../nbs/01_data.ipynb #a0562ddc
+def _shrink_like(bits:np.ndarray, wh:tuple)->np.ndarray:
+    "A mask at 2, 4 or 8 times the size `wh` of its JPEG decoded by `draft`, shrunk to it (a block is marked if any pixel is)."
+    h, w = bits.shape; k = w // wh[0]
+    if (w, h) == tuple(wh) or k not in (2, 4, 8) or (-(-w // k), -(-h // k)) != tuple(wh): return bits   # else: not a draft
+    pad = np.zeros((wh[1]*k, wh[0]*k), bits.dtype); pad[:h, :w] = bits
+    return np.bitwise_or.reduce(np.bitwise_or.reduce(pad.reshape(wh[1], k, wh[0], k), 3), 1)
+
+def _build_mask_entry(src:str, mask_src:str, out_dir:Path, method:str, size:int):
+    "Make sure the preprocessed mask `mask_src` of image `src` is cached and whole; returns (entry or None, status, note)."
+    try:
+        st, sm = os.stat(src), os.stat(mask_src)
+        key = f'{os.path.abspath(src)}|{st.st_size}|{st.st_mtime_ns}|{os.path.abspath(mask_src)}|{sm.st_size}|{sm.st_mtime_ns}'
+    except OSError as e: return None, 'error', f'mask {mask_src}: {e.strerror}'
+    h = hashlib.sha1(f'{key}|{method}|{size}|{PREP_VERSION}|mask'.encode()).hexdigest()[:24]
+    dst = out_dir/h[:2]/f'{h}.mask.png'
+    if _png_whole(dst): return dst, 'cached', None
+    try:
+        im, _ = _load_image(src, draft=2*size)           # the image exactly as its own entry was made from it
+        with Image.open(mask_src) as m: bits = np.asarray(m)
+        out = preprocess_mask(_shrink_like(bits, im.size), im, size, method)
+        with atomic_path(dst) as tmp: Image.fromarray(out).save(tmp, format='PNG')
+    except Exception as e: return None, 'error', f'mask {mask_src}: {e}'
+    return dst, 'built', None
+
+# %% ../nbs/01_data.ipynb #34e60ebc
+def _build_row(src:str, mask_src, out_dir:Path, method:str, size:int):
+    "The image's entry and, if it has a mask, the mask's: (entry, status, note, mask entry); an error in either is the row's."
+    dst, status, note = _build_entry(src, out_dir, method, size)
+    if status == 'error' or mask_src is None or pd.isna(mask_src): return dst, status, note, None
+    mdst, mstatus, mnote = _build_mask_entry(src, str(mask_src), out_dir, method, size)
+    return (None, 'error', mnote, None) if mstatus == 'error' else (dst, status, note, mdst)
+
+def _report(res:list, srcs:list, on_error:str)->int:
+    "Raise (or warn) about the rows that failed, warn about conversions; returns the number of failed rows."
+    errors = [(src, r[2]) for src, r in zip(srcs, res) if r[1] == 'error']
+    if errors:
+        if on_error == 'raise' or len(errors) == len(srcs):
+            raise ValueError(f"{len(errors)} of {len(srcs)} image(s) could not be preprocessed, e.g. {errors[0][1]}")
+        warnings.warn(f"left out {len(errors)} of {len(srcs)} image(s) that could not be read, e.g. {errors[0][1]}")
+    notes = [r[2] for r in res if r[2] and r[1] != 'error']
+    if notes: warnings.warn(f"{len(notes)} image(s) needed a conversion, e.g. {notes[0]}")
+    return len(errors)
+
+# %% ../nbs/01_data.ipynb #2d8158f6
 def preprocess_manifest(manifest:pd.DataFrame, # a manifest (`path`, `grade`, `patient_id`, ...)
                         size:int, # output size in pixels
                         method:str='graham', # 'graham', 'original' or 'circle'
@@ -413,7 +535,7 @@ def preprocess_manifest(manifest:pd.DataFrame, # a manifest (`path`, `grade`, `p
                         progress:bool=True, # show a progress bar
                         on_error:str='warn', # an unreadable image: 'warn' (leave it out) or 'raise'
                        )->pd.DataFrame:
-    "A copy of `manifest` whose `path`s point at preprocessed, cached images (`source_path`: the originals)."
+    "A copy of `manifest` whose `path`s (and `mask_path`s) point at preprocessed, cached files (`source_path`: the originals)."
     from concurrent.futures import ThreadPoolExecutor
     if method not in PREPROCESS_METHODS: raise ValueError(f"method must be one of {PREPROCESS_METHODS}, got {method!r}")
     if not isinstance(size, (int, np.integer)) or size < 16: raise ValueError(f"size must be an int >= 16, got {size!r}")
@@ -422,28 +544,38 @@ def preprocess_manifest(manifest:pd.DataFrame, # a manifest (`path`, `grade`, `p
     out_dir = (Path(cache_dir) if cache_dir is not None else supcon_home('preprocessed'))/f'{method}_{size}'
     n_workers = n_workers or os.cpu_count() or 1
     srcs = df['path'].tolist()
+    mask_srcs = df['mask_path'].tolist() if 'mask_path' in df.columns else [None]*len(srcs)
     with ThreadPoolExecutor(n_workers) as ex:
-        it = ex.map(lambda s: _build_entry(s, out_dir, method, size), srcs)
+        it = ex.map(lambda a: _build_row(*a, out_dir, method, size), zip(srcs, mask_srcs))
         if progress:
             from tqdm.auto import tqdm
             it = tqdm(it, total=len(srcs), desc=f'{method} {size}px', unit='img')
         res = list(it)
-    status = [s for _, s, _ in res]
-    errors = [(src, note) for src, (_, s, note) in zip(srcs, res) if s == 'error']
-    if errors:
-        if on_error == 'raise' or len(errors) == len(srcs):
-            raise ValueError(f"{len(errors)} of {len(srcs)} image(s) could not be preprocessed, e.g. {errors[0][1]}")
-        warnings.warn(f"left out {len(errors)} of {len(srcs)} image(s) that could not be read, e.g. {errors[0][1]}")
-    notes = [n for _, s, n in res if n and s != 'error']
-    if notes: warnings.warn(f"{len(notes)} image(s) needed a conversion, e.g. {notes[0]}")
+    status, n_failed = [r[1] for r in res], _report(res, srcs, on_error)
     keep = np.array([s != 'error' for s in status])
     out = df[keep].copy()
     out.insert(1, 'source_path', out['path'])
-    out['path'] = [str(p) for p, s, _ in res if s != 'error']
+    out['path'] = [str(r[0]) for r in res if r[1] != 'error']
+    if 'mask_path' in out.columns:                     # the preprocessed masks (chapter 00a), moved as their images
+        out.insert(out.columns.get_loc('mask_path') + 1, 'source_mask_path', out['mask_path'])
+        out['mask_path'] = [None if r[3] is None else str(r[3]) for r in res if r[1] != 'error']
     out = out.reset_index(drop=True)
     out.attrs.update(n_decoded=sum(s in ('built', 'rebuilt') for s in status), n_cached=status.count('cached'),
-                     n_rebuilt=status.count('rebuilt'), n_failed=len(errors))
+                     n_rebuilt=status.count('rebuilt'), n_failed=n_failed)
     return out
+
+# %% ../nbs/01_data.ipynb #dd155c66
+def source_size(manifest:pd.DataFrame, # a manifest (`path`)
+                n:int=16, # images to look at, spread over the manifest
+               )->int:
+    "The median short side, in pixels, of (up to) `n` of the manifest's images, read from their headers (unreadable ones skipped)."
+    sides = []
+    for p in manifest['path'].iloc[np.linspace(0, len(manifest) - 1, min(n, len(manifest))).astype(int)]:
+        try:
+            with Image.open(p) as im: sides.append(min(im.size))
+        except (OSError, ValueError): pass   # preprocessing names a damaged file and leaves it out
+    if not sides: raise ValueError(f"none of the {min(n, len(manifest))} images looked at could be read, e.g. {manifest['path'].iloc[0]}")
+    return int(np.median(sides))
 
 # %% ../nbs/01_data.ipynb #6c9c9df5
 def balanced_subset(manifest:pd.DataFrame, # a manifest
@@ -490,3 +622,48 @@ def fold_split(manifest:pd.DataFrame, # a manifest with a `fold` column (see `pa
     if fold not in folds: raise ValueError(f"fold must be one of {folds}, got {fold!r}")
     va = manifest['fold'] == fold
     return manifest[~va].reset_index(drop=True), manifest[va].reset_index(drop=True)
+
+# %% ../nbs/01_data.ipynb #1c9e2ec2
+STATISTICS = ('dark_share', 'bright_share', 'dark_spots', 'bright_spots', 'mean_r', 'mean_g', 'mean_b', 'std_g')
+
+class NoFieldOfView(ValueError):
+    "An image in which no field of view (a fundus on a dark surround) can be found."
+
+def _fov(img, a:np.ndarray, path)->np.ndarray:
+    """The field of view of `a` (`img` cropped round it): pixels clearly brighter than the photograph's corners (a
+    photograph's surround is dark, though not always black: histogram equalisation lifts it), holes filled, rim eroded."""
+    from scipy import ndimage as ndi
+    small = np.asarray(img.convert('RGB').resize((64, 64)), np.float32)[..., :2].mean(-1)
+    corner = np.concatenate([small[:6, :6].ravel(), small[:6, -6:].ravel(), small[-6:, :6].ravel(), small[-6:, -6:].ravel()]).mean()
+    centre = small[20:44, 20:44].mean()
+    if not corner < 0.6 * centre:
+        raise NoFieldOfView(f"{path}: no field of view found (expected a fundus photograph on a darker surround; its "
+                            f"corners average {corner:.0f} grey levels against {centre:.0f} in the centre)")
+    fov = ndi.binary_fill_holes(a[..., :2].mean(-1) > max(15.0, corner + 0.15 * (centre - corner)))
+    return ndi.binary_erosion(fov, iterations=max(1, len(a) // 64))
+
+# %% ../nbs/01_data.ipynb #c9098d08
+def image_statistics(img, # a PIL image of a fundus photograph (or a path to one)
+                     size:int=128, # side the image is cropped and resized to first, px
+                    )->dict:
+    "The eight `STATISTICS` of one fundus photograph (see the table above)."
+    from PIL import Image, ImageFilter
+    from scipy import ndimage as ndi
+    path = img if not isinstance(img, Image.Image) else getattr(img, 'filename', '') or 'the image'
+    img = load_image(img) if not isinstance(img, Image.Image) else img.convert('RGB')
+    a = np.asarray(preprocess_image(img, size, 'circle'), np.float32)
+    fov, g = _fov(img, a, path), a[..., 1]
+    blur = np.asarray(Image.fromarray(g.astype(np.uint8)).filter(ImageFilter.GaussianBlur(3 * size / 128)), np.float32)
+    dark, bright = (g < blur - 8) & fov, (g > blur + 8) & fov
+    n, small = fov.sum(), 30 * (size / 128) ** 2
+    spots = lambda m: float((np.bincount(ndi.label(m)[0].ravel())[1:] <= small).sum() * 1e4 / n)
+    return dict(zip(STATISTICS, [float(dark.sum() / n), float(bright.sum() / n), spots(dark), spots(bright),
+                                 *map(float, a[fov].mean(0)), float(g[fov].std())]))
+
+# %% ../nbs/01_data.ipynb #fbd96580
+def statistics_frame(manifest:pd.DataFrame, # images (`path`, and `source_path` when preprocessed)
+                     size:int, # side the images are cropped and resized to, px
+                    )->pd.DataFrame:
+    "`image_statistics` of every image of `manifest`, one row each, in its order."
+    paths = manifest['source_path'] if 'source_path' in manifest else manifest['path']
+    return pd.DataFrame([image_statistics(str(p), size) for p in paths], columns=list(STATISTICS))

@@ -13,20 +13,17 @@ from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything, barrier, 
 from functools import partial
 from .metrics import METRICS, LOWER_IS_BETTER, classification_metrics, check_predictions, plot_confusion
 from .data import patient_folds, fold_split
-from .baseline import TrainConfig, run_key, fit_ce_fold
-from .probe import fit_supcon_fold, fit_random_fold, fit_prior_fold
-from .supcon import CONTRASTIVE_METHODS
+from .baseline import (TrainConfig, run_key, METHODS, METHOD_NAMES, get_method, method_names,
+                                 save_checkpoint, load_checkpoint, create_encoder)
+from .probe import fit_supcon_fold, fit_prior_fold, extract_features
+from .losses import supcon_collapse_value
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'ORIGINAL_RESULTS', 'TRAINERS', 'summarise', 'paired_difference', 'verdict', 'results_markdown',
-           'CVResult', 'cross_validate']
+__all__ = ['ORIGINAL_RESULTS', 'CLASSIFICATION', 'REPRESENTATION', 'summarise', 'paired_difference', 'holm', 'compare', 'verdict',
+           'results_markdown', 'trainer_for', 'CVResult', 'cross_validate', 'training_records', 'not_learnt',
+           'comparison_pairs', 'run_comparisons', 'adjust_family', 'run_verdicts']
 
 # %% ../nbs/07_cv_evaluation.ipynb #c7a954aa
-METHOD_NAMES = {'ce': 'Cross-entropy (baseline)', 'supcon': 'SupCon + linear classifier',
-                'simclr': 'SimCLR + linear classifier', 'prior': 'Class prior (no model)',
-                'random': 'Untrained encoder + linear classifier (control)',
-                'supcon_ord': 'Ordinal SupCon + linear classifier', 'rnc': 'Rank-N-Contrast + linear classifier'}
-
 def summarise(per_fold:pd.DataFrame, # one row per (method, fold), with a `method` column and metric columns
               metrics:list|None=None, # metric columns to summarise; default: those of `METRICS` present
              )->pd.DataFrame:
@@ -42,15 +39,32 @@ def summarise(per_fold:pd.DataFrame, # one row per (method, fold), with a `metho
     out[('n_folds', '')] = g.size().reindex(order)
     return out
 
-# %% ../nbs/07_cv_evaluation.ipynb #33d53591
-def paired_difference(per_fold:pd.DataFrame, # one row per (method, fold): columns `method`, `fold` and `metric`
+# %% ../nbs/07_cv_evaluation.ipynb #58aa2740
+def _keys(df:pd.DataFrame)->list:
+    "The (repeat, fold) of each row: repeated cross-validation adds a `repeat` column (chapter 09's `--repeats`)."
+    return list(zip(df['repeat'] if 'repeat' in df else [0] * len(df), df['fold']))
+
+def _same_folds(per_fold, a, b):
+    "Refuse a pairing of two methods scored on different folds (or on folds of another size): both lists named."
+    rows = {m: per_fold[per_fold['method'] == m] for m in (a, b)}
+    ka, kb = (sorted(_keys(r)) for r in rows.values())
+    same_size = ('n_valid' not in per_fold or
+                 dict(zip(_keys(rows[a]), rows[a]['n_valid'])) == dict(zip(_keys(rows[b]), rows[b]['n_valid'])))
+    if ka != kb or not same_size:
+        raise ValueError(f"{a!r} and {b!r} were not scored on the same folds, so they cannot be paired: {a!r} on "
+                         f"(repeat, fold) {ka}, {b!r} on {kb}" + ('' if same_size else ' (the same numbers, other validation sets)')
+                         + "; was one of them resumed from a run with other seeds or data?")
+
+# %% ../nbs/07_cv_evaluation.ipynb #1bcd4893
+def paired_difference(per_fold:pd.DataFrame, # one row per (method, fold) (and `repeat`): columns `method`, `fold` and `metric`
                       a:str='supcon', # the method tested
                       b:str='ce', # the reference method
                       metric:str='qwk', # the metric column compared
                       confidence:float=0.95, # level of the two-sided t interval
-                      corrected:bool=False, # Nadeau-Bengio / Bouckaert-Frank correction for overlapping training sets
+                      corrected:bool=True, # Nadeau-Bengio correction for training sets that overlap (False: the naive interval)
+                      test_train_ratio:float|None=None, # n_valid / n_train of the correction; None: from the table
                      )->dict:
-    "Mean over folds of `metric[a] - metric[b]` with a t-based confidence interval and two-sided p-value."
+    "Mean over folds of `metric[a] - metric[b]` with a (corrected) t confidence interval and a two-sided p-value."
     for c in ('method', 'fold', metric):
         if c not in per_fold: raise ValueError(f"per_fold has no column {c!r}; it has {list(per_fold.columns)}")
     have = list(dict.fromkeys(per_fold['method']))
@@ -58,41 +72,97 @@ def paired_difference(per_fold:pd.DataFrame, # one row per (method, fold): colum
         if m not in have: raise ValueError(f"method {m!r} is not in per_fold; methods there: {have}")
     if a == b: raise ValueError(f"a and b are both {a!r}: a paired difference needs two methods")
     if not 0 < confidence < 1: raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    wide = per_fold.pivot_table(index='fold', columns='method', values=metric, aggfunc='first')
+    _same_folds(per_fold, a, b)
+    wide = per_fold.assign(key=_keys(per_fold)).pivot_table(index='key', columns='method', values=metric, aggfunc='first')
     d = (wide[a] - wide[b]).dropna()
     only = sorted(set(wide.index) - set(d.index))
-    if only: warnings.warn(f"folds {only} lack a {metric} for {a!r} or {b!r}; compared on folds {d.index.tolist()}")
+    if only: warnings.warn(f"(repeat, fold) {only} lack a {metric} for {a!r} or {b!r}; compared on {d.index.tolist()}")
     n = len(d)
     if n == 0: raise ValueError(f"no fold has a {metric} for both {a!r} and {b!r}")
+    ratio = _test_train_ratio(per_fold, a) if test_train_ratio is None else float(test_train_ratio)
     mean, sd = float(d.mean()), float(d.std(ddof=1)) if n > 1 else np.nan
     res = dict(metric=metric, a=a, b=b, n_folds=n, mean_a=float(wide.loc[d.index, a].mean()),
-               mean_b=float(wide.loc[d.index, b].mean()), mean_diff=mean, sd_diff=sd,
-               confidence=confidence, corrected=corrected, ci_low=np.nan, ci_high=np.nan, p_value=np.nan,
-               wins=int((d > 0).sum()), losses=int((d < 0).sum()))
+               mean_b=float(wide.loc[d.index, b].mean()), mean_diff=mean, sd_diff=sd, confidence=confidence,
+               corrected=corrected, test_train_ratio=ratio if corrected else None, ci_low=np.nan, ci_high=np.nan,
+               p_value=np.nan, wins=int((d > 0).sum()), losses=int((d < 0).sum()))
     if metric in LOWER_IS_BETTER: res.update(wins=res['losses'], losses=res['wins'])   # MAE: a fold where a is lower is a win
     if n < 2:
         warnings.warn(f"only {n} fold compared: no confidence interval is possible from a single difference")
         return res
-    se = sd * math.sqrt(1 / n + (1 / (n - 1) if corrected else 0))
+    se = sd * math.sqrt(1 / n + (ratio if corrected else 0))
     t = float(stats.t.ppf((1 + confidence) / 2, n - 1))
     res.update(ci_low=mean - t * se, ci_high=mean + t * se, t_crit=t)
     res['p_value'] = float(2 * stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean else 1.0)
     return res
 
+# %% ../nbs/07_cv_evaluation.ipynb #ec7d574e
+def _test_train_ratio(per_fold, a)->float:
+    "n_valid / n_train of method `a`'s folds, or 1 / (k - 1) for k folds when the sizes are not recorded."
+    rows = per_fold[per_fold['method'] == a]
+    if {'n_train', 'n_valid'} <= set(rows.columns): return float((rows['n_valid'] / rows['n_train']).mean())
+    k = rows['fold'].nunique()
+    return 1 / (k - 1) if k > 1 else float('nan')   # one fold: no interval anyway
+
+# %% ../nbs/07_cv_evaluation.ipynb #4f19b45f
+def holm(p_values)->np.ndarray:
+    "Holm-adjusted p-values (same order); NaN entries are left out of the family and stay NaN."
+    p = np.asarray(p_values, dtype=float)
+    out, ok = np.full(p.shape, np.nan), np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind='stable')]
+    adj = np.maximum.accumulate(p[order] * (len(order) - np.arange(len(order))))
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+# %% ../nbs/07_cv_evaluation.ipynb #03d850ed
+def compare(per_fold:pd.DataFrame, # one row per (method, fold), as `cross_validate` returns, maybe with more metric columns
+            pairs, # (a, b) pairs: a is tested against the reference b
+            metrics, # metric columns to compare
+            confidence:float=0.95, # level of each interval
+           )->dict:
+    "`{f'{a}_vs_{b}': {metric: paired_difference(...) + p_holm}}`, corrected intervals, Holm over all of them."
+    out, flat = {}, []
+    for a, b in pairs:
+        for m in metrics:
+            if m not in per_fold or per_fold.loc[per_fold['method'].isin([a, b]), m].isna().all(): continue
+            if per_fold.loc[per_fold['method'] == a, m].isna().all() or per_fold.loc[per_fold['method'] == b, m].isna().all(): continue
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')   # a fold lacking a metric for one method: compared on the others
+                d = paired_difference(per_fold, a, b, m, confidence)
+            out.setdefault(f'{a}_vs_{b}', {})[m] = d; flat.append(d)
+    for d, ph in zip(flat, holm([d['p_value'] for d in flat])): d['p_holm'] = float(ph)
+    return out
+
 # %% ../nbs/07_cv_evaluation.ipynb #e2492c1a
-def verdict(diff:dict, # a result of `paired_difference`
+def _numbers(diff:dict)->str:
+    "The figures behind a verdict: means, difference, its interval (which kind), folds won, Holm's p when known."
+    m, n, lo, hi, ph = diff['metric'], diff['n_folds'], diff['ci_low'], diff['ci_high'], diff.get('p_holm')
+    out = f"mean {m} {diff['mean_a']:.3f} vs {diff['mean_b']:.3f}, difference {diff['mean_diff']:+.3f}"
+    if np.isnan(lo): return out
+    kind = 'corrected' if diff.get('corrected') else 'naive'
+    return out + (f" ({diff['confidence']:.0%} CI {lo:+.3f} to {hi:+.3f}, {kind}; {diff['wins']} of {n} folds in its favour"
+                  + ('' if ph is None or np.isnan(ph) else f"; Holm-adjusted p {ph:.2g}") + ")")
+
+def verdict(diff:dict, # a result of `paired_difference` (with `p_holm` when it came from `compare`)
             data:str='this data', # what the folds were drawn from, for the sentence
+            min_folds:int=3, # fewer folds than this: no verdict
+            not_learnt:dict|None=None, # method -> why its training does not count (e.g. its loss did not fall): no verdict
            )->str:
     "A plain-language sentence saying whether `diff['a']` beat `diff['b']`, from the CI of the paired difference."
     na, nb = (METHOD_NAMES.get(diff[k], diff[k]) for k in ('a', 'b'))
-    m, n, lo, hi = diff['metric'], diff['n_folds'], diff['ci_low'], diff['ci_high']
-    nums = (f"mean {m} {diff['mean_a']:.3f} vs {diff['mean_b']:.3f}, difference {diff['mean_diff']:+.3f}"
-            + ("" if np.isnan(lo) else f" ({diff['confidence']:.0%} CI {lo:+.3f} to {hi:+.3f}")
-            + ("" if np.isnan(lo) else f", {diff['wins']} of {n} folds in its favour)"))
-    if np.isnan(lo): return f"Not enough folds to decide on {data}: {nums} from {n} fold."
+    m, n, lo, hi, ph = diff['metric'], diff['n_folds'], diff['ci_low'], diff['ci_high'], diff.get('p_holm')
+    nums = _numbers(diff)
+    if n < min_folds:
+        return f"No verdict on {na} against {nb} on {data}: {n} fold(s) compared, at least {min_folds} are needed ({nums})."
+    why = [f"{METHOD_NAMES.get(k, k)} {(not_learnt or {})[k]}" for k in (diff['a'], diff['b']) if k in (not_learnt or {})]
+    if why: return f"No verdict on {na} against {nb} on {data}: {'; '.join(why)} ({nums})."
     s = -1 if m in LOWER_IS_BETTER else 1                          # MAE: a negative difference is the win
-    if min(s * lo, s * hi) > 0: return f"{na} beat {nb} on {data}: {nums}."
-    if max(s * lo, s * hi) < 0: return f"{na} did not beat {nb} on {data}; {nb} was better: {nums}."
+    family = ph is None or np.isnan(ph) or ph < 1 - diff['confidence']
+    if min(s * lo, s * hi) > 0 or max(s * lo, s * hi) < 0:
+        win, lose = (na, nb) if min(s * lo, s * hi) > 0 else (nb, na)
+        if not family:
+            return (f"{win} scored better than {lose} on {data} and this interval excludes zero, but not once the run's "
+                    f"other comparisons are accounted for (Holm): not shown: {nums}.")
+        return f"{na} beat {nb} on {data}: {nums}." if win == na else f"{na} did not beat {nb} on {data}; {nb} was better: {nums}."
     lean = ('higher' if diff['mean_diff'] > 0 else 'lower' if diff['mean_diff'] < 0 else 'the same') + \
            (' (lower is better)' if m in LOWER_IS_BETTER and diff['mean_diff'] else '')
     return (f"{na} did not beat {nb} on {data}: the interval includes zero, so {n} folds cannot tell them apart "
@@ -133,9 +203,13 @@ def results_markdown(per_fold:pd.DataFrame, # one row per (method, fold), as ret
     return out
 
 # %% ../nbs/07_cv_evaluation.ipynb #953d741a
-TRAINERS = {'ce': fit_ce_fold, 'supcon': partial(fit_supcon_fold, method='supcon'),
-            'simclr': partial(fit_supcon_fold, method='simclr'), 'supcon_ord': partial(fit_supcon_fold, method='supcon_ord'),
-            'rnc': partial(fit_supcon_fold, method='rnc'), 'random': fit_random_fold, 'prior': fit_prior_fold}
+def trainer_for(method, # a registered method (name or `Method`) that trains or is a control
+               ):
+    "The training function of `method`: its own `fit`, or for a contrastive method pre-training + probe."
+    m = get_method(method)
+    if m.fit is not None: return m.fit
+    if m.kind == 'contrastive': return partial(fit_supcon_fold, method=m)
+    raise ValueError(f"method {m.name!r} is a probe of {m.parent!r}: it runs with its parent, not on its own")
 
 # %% ../nbs/07_cv_evaluation.ipynb #782066c9
 @dataclasses.dataclass
@@ -149,7 +223,7 @@ class CVResult:
     def markdown(self, **kwargs): return results_markdown(self.per_fold, **kwargs)
     def compare(self, a='supcon', b='ce', metric='qwk', **kwargs): return paired_difference(self.per_fold, a, b, metric, **kwargs)
 
-# %% ../nbs/07_cv_evaluation.ipynb #7ece575f
+# %% ../nbs/07_cv_evaluation.ipynb #714ac748
 def _run_config(cfg)->dict:
     "The settings a saved fold must share to be resumed, as plain JSON values."
     d = run_key(cfg) if isinstance(cfg, TrainConfig) else dict(cfg or {})
@@ -160,6 +234,7 @@ def _history_records(h):
     if isinstance(h, pd.DataFrame): return json.loads(h.to_json(orient='records'))
     return json.loads(json.dumps(h, default=str))
 
+# %% ../nbs/07_cv_evaluation.ipynb #3f12cdaa
 def _check_resumed(rec, file, cfg_d, valid_paths):
     old = rec.get('config', {})
     if old != cfg_d:
@@ -170,71 +245,161 @@ def _check_resumed(rec, file, cfg_d, valid_paths):
         raise ValueError(f"{file} holds predictions for other validation images than this fold of this manifest; "
                          "use a new out_dir for a new manifest or new folds")
 
-def _run_one(trainer, method, fold, tr, va, cfg, out_dir):
-    t0 = time.perf_counter()
-    res = trainer(tr, va, cfg, out_dir=None if out_dir is None else Path(out_dir)/f"{method}_fold{fold}")
-    secs = time.perf_counter() - t0
+# %% ../nbs/07_cv_evaluation.ipynb #275dcaad
+def _checked(res, method, fold, va):
+    "The validated `(y, probs)` of a trainer's result: one row per validation image, in order."
     y, p = check_predictions(res.y_true, res.probs)
     if len(y) != len(va) or not np.array_equal(y, va['grade'].to_numpy(int)):
         raise ValueError(f"the {method!r} trainer returned {len(y)} predictions for fold {fold} that do not match the "
                          f"{len(va)} validation grades in order; it must predict valid_df row by row")
-    return res, y, p, secs
+    return y, p
 
-def _fold_record(method, fold, tr, va, trainer, cfg, cfg_d, out_dir, keep_encoders):
-    "Train (or read back) one (method, fold): its record, its history, its encoder (or None) and 'trained'/'resumed'."
-    paths = va['path'].astype(str).tolist()
-    file = None if out_dir is None else out_dir/f"{method}_fold{fold}.json"
-    barrier()   # under torchrun: rank 0 has written what came before, so every rank sees the same files
-    if file is not None and file.exists():
-        rec = json.loads(file.read_text())
-        _check_resumed(rec, file, cfg_d, paths)
-        return rec, None if rec.get('history') is None else pd.DataFrame(rec['history']), None, 'resumed'
-    seed_everything(int(cfg_d.get('seed', 0)))
-    res, y, p, secs = _run_one(trainer, method, fold, tr, va, cfg, out_dir)
+# %% ../nbs/07_cv_evaluation.ipynb #f664f817
+def _save_fold(res, folder:Path, tr, va, cfg):
+    "Keep what later chapters read of one trained (method, fold): encoder, head, embeddings (rank 0 writes)."
+    enc, head, feats = res.encoder, getattr(res, 'head', None), getattr(res, 'features', None)
+    if not is_main_process() or (enc is None and head is None and feats is None): return   # e.g. the class prior
+    folder.mkdir(parents=True, exist_ok=True)
+    if enc is not None: save_checkpoint(enc, folder/'encoder.pth')
+    if head is not None: save_checkpoint(head, folder/'head.pth')
+    if feats is None and enc is not None and isinstance(cfg, TrainConfig):
+        feats = tuple(extract_features(enc, d, cfg.size, device=cfg.device) for d in (tr, va))
+    if feats is None: return
+    with atomic_path(folder/'embeddings.npz') as tmp:
+        with open(tmp, 'wb') as fh: np.savez(fh, gallery=feats[0], gallery_grade=tr['grade'].to_numpy(int),
+                                             query=feats[1], query_grade=va['grade'].to_numpy(int))
+
+# %% ../nbs/07_cv_evaluation.ipynb #eaa8fbec
+def _record(method, fold, tr, va, res, secs, cfg_d):
+    "The JSON record of one scored (method, fold)."
+    y, p = _checked(res, method, fold, va)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # a missing grade is recorded in the row instead
         m = classification_metrics(y, p)
-    h = getattr(res, 'history', None)
-    rec = dict(method=method, fold=fold, n_train=len(tr), n_valid=len(va), seconds=secs,
-               missing_grades=sorted(set(range(N_GRADES)) - set(y.tolist())), metrics=m, config=cfg_d,
-               paths=paths, y_true=y.tolist(), probs=np.round(p, 6).tolist(), history=_history_records(h))
+    return dict(method=method, fold=fold, n_train=len(tr), n_valid=len(va), seconds=secs,
+                missing_grades=sorted(set(range(N_GRADES)) - set(y.tolist())), metrics=m, config=cfg_d,
+                paths=va['path'].astype(str).tolist(), y_true=y.tolist(), probs=np.round(p, 6).tolist(),
+                history=_history_records(getattr(res, 'history', None)))
+
+# %% ../nbs/07_cv_evaluation.ipynb #6ab4875a
+def _write(rec, file):
     if file is not None and is_main_process():
         with atomic_path(file) as tmp: tmp.write_text(json.dumps(rec))
-    h = None if rec['history'] is None else pd.DataFrame(rec['history'])   # as saved: a resumed run reads the same numbers
-    return rec, h, getattr(res, 'encoder', None) if keep_encoders else None, 'trained'
+
+def _read(file, cfg_d, va):
+    "A finished (method, fold) read back, after checking it belongs to this run; None when there is none."
+    if file is None or not file.exists(): return None
+    rec = json.loads(file.read_text())
+    _check_resumed(rec, file, cfg_d, va['path'].astype(str).tolist())
+    return rec
+
+# %% ../nbs/07_cv_evaluation.ipynb #edf1b6b3
+def _prefix(trainer, text)->dict:
+    "`prefix=text` for a trainer that takes a progress prefix (the registered ones do), else nothing."
+    import inspect
+    try: return {'prefix': text} if 'prefix' in inspect.signature(trainer).parameters else {}
+    except (TypeError, ValueError): return {}
+
+# %% ../nbs/07_cv_evaluation.ipynb #e5045709
+def _parent_from_disk(folder:Path, parent:str, fold:int, cfg):
+    "A parent read back from an earlier run: its saved encoder, for the probes derived from it."
+    f = folder/'encoder.pth'
+    if not f.exists() or not isinstance(cfg, TrainConfig):
+        raise ValueError(f"{parent!r} fold {fold} was read back but its encoder ({f}) is not there to derive from; "
+                         f"delete {folder}.json to train {parent!r} again")
+    enc = create_encoder(cfg.arch, False, cfg.small_stem)
+    load_checkpoint(f, enc)
+    return dataclasses.make_dataclass('Parent', ['encoder'])(enc.eval())
+
+# %% ../nbs/07_cv_evaluation.ipynb #336b7e14
+def _fold_record(method, fold, tr, va, trainer, children, cfg, cfg_d, out_dir, keep_encoders):
+    """Train (or read back) one (method, fold), then the probes derived from it: a list of
+    `(method, record, history, encoder or None, 'trained'|'resumed')`."""
+    barrier()   # under torchrun: rank 0 has written what came before, so every rank sees the same files
+    folder = None if out_dir is None else out_dir/f"{method}_fold{fold}"
+    rec, res, out = _read(None if out_dir is None else out_dir/f"{method}_fold{fold}.json", cfg_d, va), None, []
+    if rec is None:
+        seed_everything(int(cfg_d.get('seed', 0)))
+        t0 = time.perf_counter()
+        res = trainer(tr, va, cfg, out_dir=folder, **_prefix(trainer, f"{method} fold {fold}: "))
+        rec = _record(method, fold, tr, va, res, time.perf_counter() - t0, cfg_d)
+        if folder is not None: _save_fold(res, folder, tr, va, cfg)
+        _write(rec, None if out_dir is None else out_dir/f"{method}_fold{fold}.json")
+        if folder is not None and is_main_process():   # the per-epoch checkpoint (optimiser state too) served the training only
+            for f in folder.glob('*_last.pth'): f.unlink()
+    keep = getattr(res, 'encoder', None) if keep_encoders else None
+    out.append((method, rec, rec['history'], keep, 'resumed' if res is None else 'trained'))
+    for child in children:
+        cfile = None if out_dir is None else out_dir/f"{child.name}_fold{fold}.json"
+        crec, cres = _read(cfile, cfg_d, va), None
+        if crec is None:
+            parent = res if res is not None else _parent_from_disk(folder, method, fold, cfg)
+            t0 = time.perf_counter()
+            cres = child.derive(parent, tr, va, cfg, out_dir=None if out_dir is None else out_dir/f"{child.name}_fold{fold}")
+            crec = _record(child.name, fold, tr, va, cres, time.perf_counter() - t0, cfg_d)
+            if out_dir is not None: _save_fold(cres, out_dir/f"{child.name}_fold{fold}", tr, va, cfg)
+            _write(crec, cfile)
+        out.append((child.name, crec, crec['history'], getattr(cres, 'encoder', None) if keep_encoders else None,
+                    'resumed' if cres is None else 'trained'))
+    return [(m, r, None if h is None else pd.DataFrame(h), e, st) for m, r, h, e, st in out]
+
+# %% ../nbs/07_cv_evaluation.ipynb #280d40f8
+def _predictions(method, fold, rec, va)->pd.DataFrame:
+    "One row per validation image: who (path, patient, eye), its grade, the method's probabilities and arg-max."
+    p = np.asarray(rec['probs'], float)
+    who = dict(path=rec['paths'], patient_id=va['patient_id'].astype(str).to_numpy(),
+               eye=va['eye'].to_numpy() if 'eye' in va else None)
+    return pd.concat([pd.DataFrame(dict(method=method, fold=fold, **who, grade=rec['y_true'])),
+                      pd.DataFrame(p, columns=[f'prob_{k}' for k in range(N_GRADES)])], axis=1).assign(pred=p.argmax(1))
+
+def check_jobs(jobs, # trainings at once
+               num_workers:int=0, # DataLoader workers each training would start
+              ):
+    "The one check of `jobs` (chapter 09's `--jobs` too): a whole number >= 1, 1 under torchrun, no loader workers with more."
+    if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1: raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if jobs > 1 and group_env().world_size > 1:
+        raise ValueError(f"jobs={jobs} under torchrun: every training already spans the {group_env().world_size} processes; use jobs=1")
+    if jobs > 1 and num_workers:
+        raise ValueError(f"jobs={jobs} runs each training in a worker process, which cannot start DataLoader workers: "
+                         f"use num_workers=0 with jobs > 1 (got num_workers={num_workers})")
 
 def threads_per_job(jobs:int)->int:
     "Torch threads for each of `jobs` trainings that share this machine's cores."
     return max(1, (os.cpu_count() or 1) // jobs)
 
+# %% ../nbs/07_cv_evaluation.ipynb #84619f3e
 def _fold_task(jobs, *args):
     "`_fold_record` in a worker process: each of `jobs` workers gets its share of the cores."
     import torch; torch.set_num_threads(threads_per_job(jobs))
     return _fold_record(*args)
 
-def _fold_records(tasks, trainers, cfg, cfg_d, out_dir, keep_encoders, jobs):
+def _cost(method)->float: return get_method(method).cost if method in METHODS else 1.0
+
+# %% ../nbs/07_cv_evaluation.ipynb #4d909988
+def _fold_records(tasks, trainers, children, cfg, cfg_d, out_dir, keep_encoders, jobs):
     "`_fold_record` for every `(method, fold, tr, va)`, in order; in `jobs` processes when `jobs > 1` (longest first)."
+    args = lambda m, f, tr, va: (m, f, tr, va, trainers[m], children.get(m, []), cfg, cfg_d, out_dir, keep_encoders)
     if jobs <= 1:
-        for m, f, tr, va in tasks: yield _fold_record(m, f, tr, va, trainers[m], cfg, cfg_d, out_dir, keep_encoders)
+        for t in tasks: yield _fold_record(*args(*t))
         return
     import joblib
-    cost = lambda m: 0 if m in CONTRASTIVE_METHODS else 1 if m == 'ce' else 2   # contrastive pre-training takes longest
-    order = sorted(range(len(tasks)), key=lambda i: (cost(tasks[i][0]), i))
-    done = joblib.Parallel(n_jobs=jobs, return_as='generator')(
-        joblib.delayed(_fold_task)(jobs, m, f, tr, va, trainers[m], cfg, cfg_d, out_dir, keep_encoders)
-        for m, f, tr, va in (tasks[i] for i in order))
+    order = sorted(range(len(tasks)), key=lambda i: (-_cost(tasks[i][0]), i))   # the longest trainings first
+    done = joblib.Parallel(n_jobs=jobs, return_as='generator')(joblib.delayed(_fold_task)(jobs, *args(*tasks[i])) for i in order)
     out = dict(zip(order, done))
     yield from (out[i] for i in range(len(tasks)))
 
+# %% ../nbs/07_cv_evaluation.ipynb #35651dad
 def _check_request(manifest, methods, trainers, folds, seed, n_splits):
     "Validate the arguments of `cross_validate`; returns `(manifest with folds, methods, folds)`."
     if not isinstance(manifest, pd.DataFrame): raise TypeError(f"manifest must be a DataFrame, got {type(manifest).__name__}")
     need = [c for c in ('path', 'grade', 'patient_id') if c not in manifest]
     if need: raise ValueError(f"manifest lacks column(s) {need}; a manifest has path, grade, patient_id")
     methods = (methods,) if isinstance(methods, str) else tuple(methods)
-    bad = [m for m in methods if m not in trainers]
-    if bad: raise ValueError(f"unknown method(s) {bad}; expected some of {sorted(trainers)}")
+    bad = [m for m in methods if m not in trainers and m not in METHODS]
+    if bad: raise ValueError(f"unknown method(s) {bad}; expected some of {sorted(set(METHODS) | set(trainers))}")
     if len(set(methods)) != len(methods): raise ValueError(f"methods repeat: {list(methods)}")
+    orphans = [m for m in methods if m not in trainers and METHODS[m].kind == 'probe' and METHODS[m].parent not in methods]
+    if orphans: raise ValueError(f"{orphans[0]!r} probes the encoder of {METHODS[orphans[0]].parent!r}: add it to methods")
     if 'fold' not in manifest: manifest = patient_folds(manifest, n_splits=n_splits, seed=seed)
     all_folds = sorted(int(f) for f in manifest['fold'].unique())
     folds = all_folds if folds is None else [folds] if isinstance(folds, (int, np.integer)) else list(folds)
@@ -242,12 +407,26 @@ def _check_request(manifest, methods, trainers, folds, seed, n_splits):
     if bad: raise ValueError(f"fold(s) {bad} not in the manifest; its folds are {all_folds}")
     return manifest, methods, folds
 
-# %% ../nbs/07_cv_evaluation.ipynb #aef41eaf
+# %% ../nbs/07_cv_evaluation.ipynb #12dfc16c
+def _cv_result(rows, preds, hist, encs, methods, out_dir)->CVResult:
+    "The rows of `cross_validate` as a `CVResult` in the order of `methods`; warns of folds without some grade, saves per_fold.csv."
+    order = {m: i for i, m in enumerate(methods)}
+    per_fold = pd.DataFrame(rows).sort_values(['fold', 'method'], key=lambda c: c.map(order) if c.name == 'method' else c,
+                                             kind='stable').reset_index(drop=True)
+    preds = pd.concat(preds, ignore_index=True)
+    miss = per_fold.loc[per_fold.missing_grades != '', ['method', 'fold', 'missing_grades']]
+    if len(miss): warnings.warn(f"some validation folds lack grades (AUC over the grades present): "
+                                f"{miss.drop_duplicates('fold')[['fold', 'missing_grades']].values.tolist()}")
+    if out_dir is not None and is_main_process():
+        with atomic_path(out_dir/'per_fold.csv') as tmp: per_fold.to_csv(tmp, index=False)
+    return CVResult(per_fold, preds, hist, encs)
+
+# %% ../nbs/07_cv_evaluation.ipynb #28519692
 def cross_validate(manifest:pd.DataFrame, # path, grade, patient_id (+ `fold`; made with `patient_folds` when absent)
                    cfg, # a `TrainConfig` (chapter 04): the same budget for every method
-                   methods=('ce', 'supcon'), # keys of `TRAINERS` ('ce', 'supcon', 'simclr', 'supcon_ord', 'rnc', 'random', 'prior') or of `trainers`
+                   methods=('ce', 'supcon'), # registered methods (chapter 04's `METHODS`) or keys of `trainers`
                    folds=None, # which folds to run; None: all of them
-                   out_dir=None, # folder for one result file per (method, fold); existing files are resumed
+                   out_dir=None, # folder for one result file per (method, fold) and what each fold keeps; existing files are resumed
                    n_splits:int=5, # number of patient-grouped folds when `manifest` has no `fold` column
                    trainers:dict|None=None, # extra/replacement trainers: method -> f(train_df, valid_df, cfg, out_dir=None)
                    keep_encoders:bool=False, # keep each trained encoder in the result (memory!)
@@ -255,35 +434,103 @@ def cross_validate(manifest:pd.DataFrame, # path, grade, patient_id (+ `fold`; m
                    jobs:int=1, # (method, fold) trainings run at once, in separate processes that share the cores
                   )->CVResult:
     "Train and score each method on each patient-grouped fold; per-fold metrics and predictions."
-    trainers = {**TRAINERS, **(trainers or {})}
     cfg_d = _run_config(cfg)
-    manifest, methods, folds = _check_request(manifest, methods, trainers, folds, int(cfg_d.get('seed', 0)), n_splits)
-    if not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1: raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
-    if jobs > 1 and group_env().world_size > 1:
-        raise ValueError(f"jobs={jobs} under torchrun: every training already spans the {group_env().world_size} processes; use jobs=1")
-    if jobs > 1 and getattr(cfg, 'num_workers', 0):
-        raise ValueError(f"jobs={jobs} runs each training in a worker process, which cannot start DataLoader workers: "
-                         f"use num_workers=0 with jobs > 1 (got num_workers={cfg.num_workers})")
+    manifest, methods, folds = _check_request(manifest, methods, trainers or {}, folds, int(cfg_d.get('seed', 0)), n_splits)
+    check_jobs(jobs, getattr(cfg, 'num_workers', 0))
+    trainers = trainers or {}
+    derived = lambda m: m not in trainers and METHODS[m].kind == 'probe'
+    children = {p: [METHODS[m] for m in methods if derived(m) and METHODS[m].parent == p] for p in methods}
+    trainers = {m: trainers.get(m) or trainer_for(m) for m in methods if not derived(m)}
     out_dir = None if out_dir is None else Path(out_dir)
     rows, preds, hist, encs = [], [], {}, {}
-    tasks = [(method, fold, *fold_split(manifest, fold)) for fold in folds for method in methods]
-    for (method, fold, tr, va), (rec, h, enc, status) in zip(tasks, _fold_records(tasks, trainers, cfg, cfg_d, out_dir,
-                                                                                  keep_encoders, jobs)):
-        hist[(method, fold)] = h
-        if enc is not None: encs[(method, fold)] = enc
-        rows.append(dict(method=method, fold=fold, n_train=rec['n_train'], n_valid=rec['n_valid'],
-                         seconds=rec['seconds'], missing_grades=' '.join(map(str, rec['missing_grades'])),
-                         **rec['metrics'], status=status))
-        p = np.asarray(rec['probs'], float)
-        preds.append(pd.concat([pd.DataFrame(dict(method=method, fold=fold, path=rec['paths'], grade=rec['y_true'])),
-                                pd.DataFrame(p, columns=[f'prob_{k}' for k in range(N_GRADES)])], axis=1).assign(pred=p.argmax(1)))
-        if verbose and is_main_process():
-            print(f"fold {fold} {method:>7}: acc {rec['metrics']['accuracy']:.3f}  auc {rec['metrics']['auc_ovr']:.3f}  "
-                  f"qwk {rec['metrics']['qwk']:.3f}  ({status}, {rec['seconds']:.1f}s)", flush=True)
-    per_fold, preds = pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
-    miss = per_fold.loc[per_fold.missing_grades != '', ['method', 'fold', 'missing_grades']]
-    if len(miss): warnings.warn(f"some validation folds lack grades (AUC over the grades present): "
-                                f"{miss.drop_duplicates('fold')[['fold', 'missing_grades']].values.tolist()}")
-    if out_dir is not None and is_main_process():
-        with atomic_path(out_dir/'per_fold.csv') as tmp: per_fold.to_csv(tmp, index=False)
-    return CVResult(per_fold, preds, hist, encs)
+    tasks = [(method, fold, *fold_split(manifest, fold)) for fold in folds for method in trainers]
+    for (_, fold, tr, va), done in zip(tasks, _fold_records(tasks, trainers, children, cfg, cfg_d, out_dir, keep_encoders, jobs)):
+        for method, rec, h, enc, status in done:
+            hist[(method, fold)] = h
+            if enc is not None: encs[(method, fold)] = enc
+            rows.append(dict(method=method, fold=fold, n_train=rec['n_train'], n_valid=rec['n_valid'],
+                             seconds=rec['seconds'], missing_grades=' '.join(map(str, rec['missing_grades'])),
+                             **rec['metrics'], status=status))
+            preds.append(_predictions(method, fold, rec, va))
+            if verbose and is_main_process():
+                print(f"fold {fold} {method:>8}: acc {rec['metrics']['accuracy']:.3f}  auc {rec['metrics']['auc_ovr']:.3f}  "
+                      f"qwk {rec['metrics']['qwk']:.3f}  ({status}, {rec['seconds']:.1f}s)", flush=True)
+    return _cv_result(rows, preds, hist, encs, methods, out_dir)
+
+# %% ../nbs/07_cv_evaluation.ipynb #1f901f84
+def training_records(history:dict, # (method, fold) -> history DataFrame, as `CVResult.history` (None: nothing trained)
+                     n_train:dict, # (method, fold) -> training images, for SupCon's collapse value when the log lacks it
+                     bs:int, # batch size
+                    )->list:
+    "One record per trained (method, fold): epochs, first and final mean training loss; collapse value and mean cosine."
+    recs = []
+    for (m, f), h in sorted(history.items()):
+        if h is None or not len(h) or 'train_loss' not in h: continue   # the controls and probes train nothing
+        r = dict(method=m, fold=int(f), epochs=len(h), first_train_loss=float(h.train_loss.iloc[0]),
+                 final_train_loss=float(h.train_loss.iloc[-1]))
+        if METHODS[m].kind == 'contrastive':   # the last epoch's mean over its batches (chapter 05): RnC's depends on each batch's grades
+            cv = h['collapse_value'].iloc[-1] if 'collapse_value' in h else supcon_collapse_value(min(bs, int(n_train[(m, f)])), 2)
+            r.update(collapse_value=float(cv), mean_cosine=float(h['mean_cosine'].iloc[-1]) if 'mean_cosine' in h else float('nan'))
+        recs.append(r)
+    return recs
+
+def not_learnt(recs:list)->dict:
+    "method -> why its scores do not measure learning: its training loss did not fall in some fold (for `verdict`)."
+    out = {}
+    for m in dict.fromkeys(r['method'] for r in recs):
+        bad = [str(r['fold']) + (f" of repeat {r['repeat']}" if r.get('repeat') else '') for r in recs
+               if r['method'] == m and not r['final_train_loss'] < r['first_train_loss']]
+        if bad: out[m] = f"did not learn: its training loss did not fall in fold {', '.join(bad)}"
+    return out
+
+# %% ../nbs/07_cv_evaluation.ipynb #b3cfc4b5
+CLASSIFICATION = ('accuracy', 'auc_ovr', 'qwk', 'mae')
+REPRESENTATION = CLASSIFICATION + ('map@r', 'severity_rho')   # retrieval and severity need the method's embeddings
+
+def comparison_pairs(methods:list, # the run's methods, in order
+                    )->list:
+    """`(a, b, metrics)` for every comparison a run reports, read from the methods' kinds: each contrastive method
+    against each end-to-end method (classification) and each probe (representation: retrieval and severity too), the
+    other contrastive methods against the first, and every learned method against every control."""
+    kind = lambda k: [m for m in methods if METHODS[m].kind == k]
+    con, e2e, probes, controls = kind('contrastive'), kind('end_to_end'), kind('probe'), kind('control')
+    pairs = [(c, e, CLASSIFICATION) for c in con for e in e2e] + [(c, p, REPRESENTATION) for c in con for p in probes]
+    pairs += [(c, con[0], REPRESENTATION) for c in con[1:]]
+    pairs += [(m, k, REPRESENTATION) for m in con + probes for k in controls]
+    return pairs + [(e, k, CLASSIFICATION) for e in e2e for k in controls]
+
+def run_comparisons(per_fold:pd.DataFrame, # one row per (repeat, method, fold): metrics, incl. `map@r` and `severity_rho`
+                    methods:list, # the run's methods
+                   )->dict:
+    "`compare` over `comparison_pairs`, corrected intervals; `p_holm` is set over the run's whole family (`adjust_family`)."
+    out = {}
+    for a, b, metrics in comparison_pairs(methods):
+        out.update(compare(per_fold, [(a, b)], metrics))
+    return adjust_family(out)
+
+def adjust_family(comps:dict)->dict:
+    "Set `p_holm` on every comparison record of `comps` that has a p-value, adjusted over all of them together."
+    recs = [d for c in comps.values() for d in c.values() if isinstance(d, dict) and 'p_value' in d]
+    for d, p in zip(recs, holm([np.nan if d['p_value'] is None else d['p_value'] for d in recs])):
+        d['p_holm'] = None if np.isnan(p) else float(p)
+    return comps
+
+# %% ../nbs/07_cv_evaluation.ipynb #fbe0c00f
+def run_verdicts(comps:dict, # from `run_comparisons` (and the analyses)
+                 methods:list, # the run's methods
+                 data:str, # what the folds were drawn from, for the sentences
+                 recs:list, # `training_records`: a method whose loss did not fall gets no verdict
+                )->list:
+    "One sentence per comparison on QWK (and MAE between contrastive methods), from the corrected intervals."
+    why, out = not_learnt(recs), []
+    for a, b, _ in comparison_pairs(methods):
+        c = comps.get(f'{a}_vs_{b}', {})
+        both = METHODS[a].kind == METHODS[b].kind == 'contrastive'
+        for m in [m for m in (('qwk', 'mae') if both else ('qwk',)) if m in c]:
+            v, ctrl = verdict(c[m], data=data, not_learnt=why), METHODS[b].kind == 'control'
+            if ctrl and b == 'random' and v.startswith(f"{METHODS[a].title} beat"): v += ' So the training itself helped.'
+            elif ctrl and b == 'features' and not v.startswith(f"{METHODS[a].title} beat"):
+                v += (' A network that does not beat eight hand-made image statistics has not shown that it learnt more '
+                      'than they hold (chapter 06).')
+            out.append(('Control: ' if ctrl else '') + v)
+    return out

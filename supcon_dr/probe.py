@@ -15,12 +15,14 @@ from sklearn.preprocessing import StandardScaler
 from .core import N_GRADES, atomic_path, seed_everything, default_device, is_main_process
 from .augment import ManifestDataset, valid_tfms
 from .metrics import classification_metrics
-from .baseline import TrainConfig, FoldResult, encoder_for
-from .supcon import pretrain_fold, CONTRASTIVE_METHODS
+from .data import statistics_frame
+from .baseline import TrainConfig, FoldResult, encoder_for, Method, register_method, get_method
+from .supcon import pretrain_fold
 
 # %% auto #0
-__all__ = ['extract_features', 'cached_features', 'linear_probe', 'knn_probe', 'probe_scores', 'fit_supcon_fold', 'probe_fold',
-           'fit_random_fold', 'fit_prior_fold']
+__all__ = ['extract_features', 'cached_features', 'linear_probe', 'fit_linear_probe', 'knn_probe', 'probe_as_linear',
+           'probe_scores', 'fit_supcon_fold', 'probe_fold', 'fit_random_fold', 'fit_prior_fold', 'fit_features_fold',
+           'check_statistics', 'probe_parent']
 
 # %% ../nbs/06_linear_probe.ipynb #61671e09
 def extract_features(encoder:nn.Module, # maps [B,3,H,W] -> [B,F]: an `Encoder`, e.g. `SupConModel.encoder` (no head)
@@ -87,10 +89,18 @@ def linear_probe(X_train:np.ndarray, # [N,F] training features
                  max_iter:int=2000, # L-BFGS iterations
                 )->np.ndarray:
     "Multinomial logistic regression on standardised frozen features -> class probabilities `[M,5]`."
+    return _full_proba(fit_linear_probe(X_train, y_train, C, class_weight, max_iter), X_valid)
+
+def fit_linear_probe(X_train:np.ndarray, # [N,F] training features
+                     y_train:np.ndarray, # [N] training grades
+                     C:float=1.0, # inverse L2 regularisation strength
+                     class_weight='balanced', # 'balanced' (inverse grade frequency) or None
+                     max_iter:int=2000, # L-BFGS iterations
+                    ):
+    "The fitted probe of `linear_probe`: a scikit-learn pipeline, `StandardScaler` then `LogisticRegression`."
     X_train, y_train = _check_xy(X_train, y_train)
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter))
-    clf.fit(X_train, y_train)
-    return _full_proba(clf, X_valid)
+    return clf.fit(X_train, y_train)
 
 def knn_probe(X_train:np.ndarray, # [N,F] training features
               y_train:np.ndarray, # [N] training grades
@@ -101,6 +111,22 @@ def knn_probe(X_train:np.ndarray, # [N,F] training features
     X_train, y_train = _check_xy(X_train, y_train)
     clf = KNeighborsClassifier(n_neighbors=min(k, len(X_train)), metric='cosine', weights='distance').fit(X_train, y_train)
     return _full_proba(clf, X_valid)
+
+# %% ../nbs/06_linear_probe.ipynb #a477d4fe
+def probe_as_linear(clf, # a fitted `fit_linear_probe` pipeline
+                    n_classes:int=N_GRADES, # output logits; grades the probe never saw get a logit of -inf
+                   )->nn.Linear:
+    "The probe as one `nn.Linear` (scaler folded in): `softmax(linear(x))` equals `predict_proba(x)`."
+    scaler, lr = clf[0], clf[-1]
+    W = lr.coef_ / scaler.scale_[None]
+    b = lr.intercept_ - W @ scaler.mean_
+    if W.shape[0] == 1: W, b = np.concatenate([-W / 2, W / 2]), np.array([-b[0] / 2, b[0] / 2])   # two grades: one row
+    out = nn.Linear(W.shape[1], n_classes)
+    with torch.no_grad():
+        out.weight.zero_(); out.bias.fill_(-float('inf'))
+        out.weight[lr.classes_] = torch.as_tensor(W, dtype=torch.float32)
+        out.bias[lr.classes_] = torch.as_tensor(b, dtype=torch.float32)
+    return out.eval()
 
 # %% ../nbs/06_linear_probe.ipynb #e2da7325
 def probe_scores(encoder:nn.Module, # the frozen encoder
@@ -127,13 +153,14 @@ def _scores(y, probs)->dict:
 def fit_supcon_fold(train_df:pd.DataFrame, # training manifest (`path`, `grade`, ...)
                     valid_df:pd.DataFrame, # validation manifest
                     cfg:TrainConfig, # the settings (`supcon_epochs`, `temperature`, `probe_C`, ...)
-                    method:str='supcon', # one of chapter 05's `CONTRASTIVE_METHODS`: 'supcon', 'simclr', 'supcon_ord', 'rnc'
+                    method='supcon', # a contrastive method of chapter 04's registry ('supcon', 'simclr', chapter 11's ...)
                     out_dir=None, # folder for checkpoint, CSV log and feature cache (resumed if present); None: temporary
                     prefix:str='', # in front of each progress line
                    )->FoldResult:
-    "SupCon (or SimCLR) pre-training on one fold, then a logistic-regression probe on the frozen encoder's features."
-    if method not in CONTRASTIVE_METHODS: raise ValueError(f"method must be one of {CONTRASTIVE_METHODS}, got {method!r}")
-    enc, hist = pretrain_fold(train_df, valid_df, cfg, method, out_dir=out_dir, prefix=prefix)
+    "Contrastive pre-training (SupCon, SimCLR, ...) on one fold, then a logistic-regression probe on the frozen encoder's features."
+    m = get_method(method)
+    if m.kind != 'contrastive': raise ValueError(f"method {m.name!r} is not contrastive (it is {m.kind!r})")
+    enc, hist = pretrain_fold(train_df, valid_df, cfg, m, out_dir=out_dir, prefix=prefix)
     return probe_fold(enc, train_df, valid_df, cfg, hist, cache_dir=None if out_dir is None else Path(out_dir)/'features')
 
 def probe_fold(encoder:nn.Module, # a frozen encoder
@@ -143,11 +170,12 @@ def probe_fold(encoder:nn.Module, # a frozen encoder
                history:pd.DataFrame|None=None, # the encoder's training log, kept in the result
                cache_dir=None, # feature cache (see `cached_features`)
               )->FoldResult:
-    "The logistic-regression probe on `encoder`'s features: the validation images' probabilities in a `FoldResult`."
+    "The logistic-regression probe on `encoder`'s features: probabilities, the probe as a linear head, the features."
     Xt, Xv = (cached_features(encoder, d, cfg.size, cache_dir, device=cfg.device) for d in (train_df, valid_df))
-    probs = linear_probe(Xt, train_df['grade'].to_numpy(int), Xv, C=cfg.probe_C)
-    return FoldResult(valid_df['grade'].to_numpy(int), probs, encoder.cpu().eval(),
-                      pd.DataFrame() if history is None else history, valid_df.reset_index(drop=True))
+    clf = fit_linear_probe(Xt, train_df['grade'].to_numpy(int), C=cfg.probe_C)
+    return FoldResult(valid_df['grade'].to_numpy(int), _full_proba(clf, Xv), encoder.cpu().eval(),
+                      pd.DataFrame() if history is None else history, valid_df.reset_index(drop=True),
+                      head=probe_as_linear(clf), features=(Xt, Xv))
 
 # %% ../nbs/06_linear_probe.ipynb #eb9ab031
 def fit_random_fold(train_df:pd.DataFrame, # training manifest
@@ -170,3 +198,42 @@ def fit_prior_fold(train_df:pd.DataFrame, # training manifest (uses `grade`)
     freq = np.bincount(train_df['grade'].astype(int), minlength=N_GRADES) + 1.0
     return FoldResult(valid_df['grade'].to_numpy(int), np.tile(freq / freq.sum(), (len(valid_df), 1)), None,
                       pd.DataFrame(), valid_df.reset_index(drop=True))
+
+# %% ../nbs/06_linear_probe.ipynb #77261cb3
+register_method(Method('random', 'Untrained encoder + linear classifier (control)', 'control', fit=fit_random_fold, cost=0.5))
+register_method(Method('prior', 'Class prior (no model)', 'control', fit=fit_prior_fold, cost=0.0))
+
+# %% ../nbs/06_linear_probe.ipynb #37a8a890
+def fit_features_fold(train_df:pd.DataFrame, # training manifest
+                      valid_df:pd.DataFrame, # validation manifest
+                      cfg:TrainConfig, # `size` and the probe's `probe_C`
+                      out_dir=None, # unused: nothing is trained or cached
+                      prefix:str='', # unused
+                     )->FoldResult:
+    "The control of hand-made image statistics: `STATISTICS` of each image through the same linear probe."
+    Xt, Xv = (statistics_frame(d, cfg.size).to_numpy() for d in (train_df, valid_df))
+    clf = fit_linear_probe(Xt, train_df['grade'].to_numpy(int), C=cfg.probe_C)
+    return FoldResult(valid_df['grade'].to_numpy(int), _full_proba(clf, Xv), None, pd.DataFrame(),
+                      valid_df.reset_index(drop=True), features=(clf[0].transform(Xt), clf[0].transform(Xv)))
+
+def check_statistics(manifest:pd.DataFrame, # the images a run will use
+                     n:int=8, # how many of them, spread over the manifest, are checked
+                    ):
+    "Fail early (`NoFieldOfView`, naming the file) when the statistics cannot be computed on the manifest's images."
+    statistics_frame(manifest.iloc[np.linspace(0, len(manifest) - 1, min(n, len(manifest))).astype(int)], 64)
+
+register_method(Method('features', 'Hand-made image statistics + linear classifier (control)', 'control',
+                       fit=fit_features_fold, cost=0.2, check=check_statistics))
+
+# %% ../nbs/06_linear_probe.ipynb #4b1cf0ed
+def probe_parent(parent:FoldResult, # the parent method's result on this fold (its trained `encoder`)
+                 train_df:pd.DataFrame, # the fold's training manifest
+                 valid_df:pd.DataFrame, # its validation manifest
+                 cfg:TrainConfig, # `size`, `probe_C`, `device`
+                 out_dir=None, # feature cache in `out_dir/features`; None: none
+                )->FoldResult:
+    "The linear probe on another method's trained encoder (chapter 04's `probe` kind)."
+    if parent.encoder is None: raise ValueError("the parent method kept no encoder to probe")
+    return probe_fold(parent.encoder, train_df, valid_df, cfg, cache_dir=None if out_dir is None else Path(out_dir)/'features')
+
+register_method(Method('ce_probe', 'Cross-entropy encoder + linear classifier', 'probe', parent='ce', derive=probe_parent, cost=0.2))

@@ -12,12 +12,13 @@ from scipy import stats
 from fastcore.basics import patch
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
+from pathlib import Path
 from .core import require, GRADE_NAMES, N_GRADES
 
 # %% auto #0
-__all__ = ['RetrievalIndex', 'precision_at_k', 'map_at_r', 'knn_predict', 'knn_accuracy', 'separation_scores', 'retrieval_report',
-           'tsne_2d', 'tsne_plots', 'query_latency', 'severity_scores', 'severity_spearman', 'plot_severity',
-           'neighbour_gallery', 'neighbour_browser']
+__all__ = ['SEVERITY_SCORE', 'RetrievalIndex', 'precision_at_k', 'map_at_r', 'knn_predict', 'knn_accuracy', 'separation_scores',
+           'retrieval_report', 'tsne_2d', 'tsne_plots', 'query_latency', 'severity_scores', 'severity_spearman',
+           'plot_severity', 'neighbour_gallery', 'neighbour_browser', 'embedding_metrics']
 
 # %% ../nbs/08_embeddings_retrieval.ipynb #4c7194fa
 def _as_2d(x, name:str, dim:int|None=None)->np.ndarray:
@@ -472,3 +473,26 @@ def neighbour_browser(index:RetrievalIndex, # the gallery, built with `labels`
     for w in (grade, pick, kk): w.observe(redraw, names='value')
     redraw()
     return box
+
+# %% ../nbs/08_embeddings_retrieval.ipynb #047d161c
+SEVERITY_SCORE = 'projection_on_0_to_4_axis'   # the severity score compared between methods (chapter 09)
+
+def embedding_metrics(folds_dir, # where `cross_validate` wrote `<method>_fold<k>/embeddings.npz`
+                      methods, # method names (those without embeddings are left out)
+                      folds, # fold numbers
+                      k:int=5, # for precision@k and k-NN accuracy
+                     )->tuple:
+    "Per (method, fold) retrieval and severity metrics from saved embeddings: (retrieval df, severity df)."
+    ret, sev = [], []
+    for meth in methods:
+        for f in folds:
+            file = Path(folds_dir)/f'{meth}_fold{f}'/'embeddings.npz'
+            if not file.exists(): continue
+            z = np.load(file)
+            q, yq, g, yg = z['query'], z['query_grade'], z['gallery'], z['gallery_grade']
+            ret.append(dict(method=meth, fold=f, **{f'precision@{k}': precision_at_k(q, yq, k, g, yg),
+                       'map@r': map_at_r(q, yq, g, yg), f'knn{k}_accuracy': knn_accuracy(q, yq, k, g, yg),
+                       'silhouette': separation_scores(q, yq, k)['silhouette'] if len(np.unique(yq)) > 1 else float('nan')}))
+            s = severity_scores(q, g, yg)
+            sev.append(dict(method=meth, fold=f, **{c: float(stats.spearmanr(s[c], yq).statistic) for c in s}))
+    return pd.DataFrame(ret), pd.DataFrame(sev)

@@ -15,17 +15,16 @@ with warnings.catch_warnings():
     from fastai.callback.core import Callback
     from fastai.metrics import Metric
     from fastai.optimizer import Adam
-from .core import seed_everything, default_device
+from .core import N_GRADES, seed_everything, default_device
 from .augment import get_dls
-from .losses import (SupConLoss, OrdinalSupConLoss, RankNContrastLoss, supcon_collapse_value, rnc_collapse_value,
-                              all_gather_with_grad)
+from .losses import SupConLoss, supcon_collapse_value, all_gather_with_grad
 from .baseline import (TrainConfig, Encoder, create_encoder, GradeClassifier, EpochCheckpoint, fit_resumable,
-                              load_checkpoint, encoder_for, optimizer_for, run_key, fold_dls, DistributedFit)
+                              load_checkpoint, encoder_for, optimizer_for, run_key, fold_dls, DistributedFit,
+                              Method, register_method, get_method, method_names, class_weights, unwrap)
 
 # %% auto #0
-__all__ = ['CONTRASTIVE_METHODS', 'SupConModel', 'mean_cosine', 'ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform',
-           'CollapseMonitor', 'supcon_learner', 'pretrain', 'plot_supcon_history', 'pretrain_fold',
-           'benchmark_pipeline']
+__all__ = ['SupConModel', 'mean_cosine', 'ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform', 'CollapseMonitor',
+           'JointCE', 'supcon_learner', 'pretrain', 'plot_supcon_history', 'pretrain_fold', 'benchmark_pipeline']
 
 # %% ../nbs/05_supcon.ipynb #4de852a8
 class SupConModel(nn.Module):
@@ -59,39 +58,39 @@ def mean_cosine(z:torch.Tensor, # [N,D] L2-normalised embeddings, N >= 2
     n, total = len(z), z.sum(0)
     return float(((total @ total) - (z * z).sum()) / (n * (n - 1)))   # sum_{i != j} z_i.z_j, in O(N D)
 
-# %% ../nbs/05_supcon.ipynb #7b7c495a
-CONTRASTIVE_METHODS = ('supcon', 'simclr', 'supcon_ord', 'rnc')
-
+# %% ../nbs/05_supcon.ipynb #5091f667
 class ContrastiveLoss(nn.Module):
-    "fastai loss `(features [B,V,D], grades [B])`: SupCon, SimCLR (labels ignored), or chapter 11's ordinal SupCon or Rank-N-Contrast."
-    def __init__(self, method:str='supcon', # one of `CONTRASTIVE_METHODS`
-                 temperature:float=0.1, # τ (and τ_b: the loss is not rescaled); for 'rnc' RnC's temperature
-                 kind:str='linear', # 'supcon_ord': the positive weights of `ordinal_mask` ('linear' or 'gaussian')
-                 power:float=1.0, # 'supcon_ord', 'linear': the exponent of the weight
-                 sigma:float=1.0, # 'supcon_ord', 'gaussian': the width in grades
-                 similarity:str='l2', # 'rnc': 'l2' (minus the distance) or 'cosine'
+    "fastai loss `(features [B,V,D], grades [B])` of a registered contrastive method: its loss, given the grades or not."
+    def __init__(self, loss:nn.Module, # called as loss(features) or loss(features, grades)
+                 labels:bool=True, # pass the grades to `loss` (False: SimCLR)
+                 collapse=None, # collapse(grades, n_views) -> the loss of a collapsed embedding; None: SupCon's ln(BV-1)
+                 method:str='', # the method's name, for its repr
                 ):
         super().__init__()
-        if method not in CONTRASTIVE_METHODS: raise ValueError(f"method must be one of {CONTRASTIVE_METHODS}, got {method!r}")
-        self.method = method
-        if method == 'rnc': self.loss = RankNContrastLoss(temperature, similarity)
-        elif method == 'supcon_ord': self.loss = OrdinalSupConLoss(kind, power, sigma, temperature=temperature, base_temperature=temperature)
-        else: self.loss = SupConLoss(temperature=temperature, base_temperature=temperature)
-    def forward(self, features, y): return self.loss(features) if self.method == 'simclr' else self.loss(features, y)
+        self.loss, self.labels, self.collapse, self.method = loss, labels, collapse, method
+    def forward(self, features, y): return self.loss(features, y) if self.labels else self.loss(features)
     @property
     def gather_distributed(self)->bool: return self.loss.gather_distributed   # set by chapter 04's `DistributedFit` under torchrun
     @gather_distributed.setter
     def gather_distributed(self, on:bool): self.loss.gather_distributed = bool(on)
     def collapse_value(self, y, # the batch's grades [B]
                        n_views:int=2)->float:
-        "The loss of a collapsed embedding on a batch with grades `y`: ln(BV-1), or for 'rnc' a value set by the grades."
-        return rnc_collapse_value(y, n_views) if self.method == 'rnc' else supcon_collapse_value(len(y), n_views)
+        "The loss of a collapsed embedding on a batch with grades `y`: ln(BV-1) for SupCon, or what the method says."
+        return self.collapse(y, n_views) if self.collapse else supcon_collapse_value(len(y), n_views)
     @classmethod
-    def from_config(cls, method:str, # one of `CONTRASTIVE_METHODS`
-                    cfg:TrainConfig): # `temperature`, `ordinal_kind`, `ordinal_power`, `ordinal_sigma`, `rnc_temperature`, `rnc_similarity`
+    def from_config(cls, method, # a contrastive method of chapter 04's registry (its name or the `Method`)
+                    cfg:TrainConfig): # the settings its loss reads (`temperature`, ...)
         "The loss of `method` with the settings of `cfg`."
-        if method == 'rnc': return cls('rnc', cfg.rnc_temperature, similarity=cfg.rnc_similarity)
-        return cls(method, cfg.temperature, kind=cfg.ordinal_kind, power=cfg.ordinal_power, sigma=cfg.ordinal_sigma)
+        m = get_method(method)
+        if m.kind != 'contrastive':
+            raise ValueError(f"method {m.name!r} is not contrastive; the contrastive methods are {method_names('contrastive')}")
+        return cls(m.loss(cfg), m.labels, m.collapse, m.name)
+    def extra_repr(self): return f"method={self.method!r}, labels={self.labels}"
+
+# %% ../nbs/05_supcon.ipynb #53d20b3b
+def _supcon(cfg): return SupConLoss(temperature=cfg.temperature, base_temperature=cfg.temperature)
+register_method(Method('supcon', 'SupCon + linear classifier', 'contrastive', loss=_supcon, cost=3.0))
+register_method(Method('simclr', 'SimCLR + linear classifier', 'contrastive', loss=_supcon, labels=False, cost=3.0))
 
 # %% ../nbs/05_supcon.ipynb #a34c5fb2
 def alignment(z1:torch.Tensor, # [N,D] L2-normalised embeddings
@@ -165,20 +164,46 @@ class CollapseMonitor(Callback):
                       f"use BatchNorm in the projection head (head='bn', or 'bn_out' which rules collapse out), "
                       f"try a temperature of 0.1-0.2; chapter 05, 'Collapse', shows each.", stacklevel=2)
 
+# %% ../nbs/05_supcon.ipynb #d677f303
+class JointCE(Callback):
+    "Add `weight` x the cross-entropy of the model's `aux` head on the encoder's features to the back-propagated loss."
+    order = 45   # its `epoch_record` is merged by `EpochCheckpoint` (60)
+    def __init__(self, weight:float, # λ
+                 class_weight=None, # per-grade weights of the cross-entropy (chapter 04's `class_weights`), or None
+                ):
+        self.weight, self.class_weight, self.epoch_record = weight, class_weight, None
+    def before_fit(self):
+        model = unwrap(self.learn.model)
+        self.hook = model.encoder.register_forward_hook(lambda m, i, o: setattr(self, 'feats', o))
+    def after_fit(self): self.hook.remove()
+    def before_epoch(self): self.terms = []
+    def after_loss(self):
+        if not self.training: return
+        y, v = self.yb[0], self.pred.shape[1]     # the encoder saw the B x V views in the order b0v0, b0v1, b1v0, ...
+        w = None if self.class_weight is None else self.class_weight.to(y.device)
+        ce = F.cross_entropy(unwrap(self.learn.model).aux(self.feats).float(), y.repeat_interleave(v), weight=w)
+        self.learn.loss_grad = self.learn.loss_grad + self.weight * ce
+        self.terms.append(float(ce.detach()))
+    def after_epoch(self): self.epoch_record = {'ce_term': float(np.mean(self.terms))} if self.terms else None
+
 # %% ../nbs/05_supcon.ipynb #3d851797
 def supcon_learner(dls, # two-view `DataLoaders` (`get_dls(..., two_view=True)`)
                    cfg:TrainConfig, # the settings
-                   method:str='supcon', # one of `CONTRASTIVE_METHODS`
+                   method='supcon', # a contrastive method of chapter 04's registry (name or `Method`)
                    path=None, # folder for checkpoint and CSV log; None: a new temporary folder
                    ckpt:str|None=None, # checkpoint file name; None: f'{method}_last.pth'
                    log:str|None=None, # CSV log name; None: f'{method}_history.csv'
                   )->Learner:
-    "A fastai `Learner` for contrastive pre-training: `SupConModel`, SupCon/SimCLR loss, embedding metrics, collapse monitor."
+    "A fastai `Learner` for contrastive pre-training: `SupConModel`, the method's loss, embedding metrics, collapse monitor."
     loss = ContrastiveLoss.from_config(method, cfg)
+    name = loss.method
     model = SupConModel(encoder_for(cfg), cfg.hidden_dim, cfg.out_dim, head=cfg.head)
     path = Path(path or tempfile.mkdtemp(prefix='supcon_dr_')); path.mkdir(parents=True, exist_ok=True)
-    cbs = [EpochCheckpoint(path/(ckpt or f'{method}_last.pth'), {'config': run_key(cfg, method=method)},
-                           csv=path/(log or f'{method}_history.csv')), CollapseMonitor(warmup=cfg.warmup), DistributedFit(cfg.seed)]
+    cbs = [EpochCheckpoint(path/(ckpt or f'{name}_last.pth'), {'config': run_key(cfg, method=name)},
+                           csv=path/(log or f'{name}_history.csv')), CollapseMonitor(warmup=cfg.warmup), DistributedFit(cfg.seed)]
+    if cfg.ce_weight:   # a cross-entropy term beside the contrastive loss: its head is part of the model while it trains
+        model.aux = nn.Linear(model.encoder.num_features, N_GRADES)
+        cbs.append(JointCE(cfg.ce_weight, class_weights(dls.train.dataset.grades) if cfg.class_weights else None))
     learn = Learner(dls, model, loss_func=loss, opt_func=optimizer_for(cfg), lr=cfg.supcon_lr, wd=cfg.wd,
                     metrics=AlignUniform(), cbs=cbs, path=path)
     if cfg.amp and dls.device.type == 'cuda': learn.to_fp16()
@@ -202,7 +227,7 @@ def plot_supcon_history(learn:Learner, # after `pretrain`: its `EpochCheckpoint`
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.6), gridspec_kw=dict(width_ratios=[1.3, 1, 0.8]))
     a1.plot(np.arange(1, len(steps) + 1) / n_iter, steps, label='train (smoothed, per step)')
     a1.plot(history.epoch + 1, history.valid_loss, 'o-', label='valid (per epoch)')
-    if getattr(learn.loss_func, 'method', None) == 'rnc':           # RnC's depends on each batch's grades: the epochs' mean
+    if getattr(learn.loss_func, 'collapse', None) is not None:      # e.g. RnC's depends on each batch's grades: the epochs' mean
         cv = float(history.collapse_value.mean())
         a1.axhline(cv, color='C0', ls='--', lw=1, label=f'train collapse value (mean over batches) = {cv:.2f}')
     else:
@@ -232,7 +257,7 @@ def plot_supcon_history(learn:Learner, # after `pretrain`: its `EpochCheckpoint`
 def pretrain_fold(train_df:pd.DataFrame, # training manifest (`path`, `grade`, ...)
                   valid_df:pd.DataFrame, # validation manifest (validation loss and embedding metrics)
                   cfg:TrainConfig, # the settings
-                  method:str='supcon', # one of `CONTRASTIVE_METHODS`
+                  method='supcon', # a contrastive method of chapter 04's registry (name or `Method`)
                   out_dir=None, # folder for checkpoint and CSV log (resumed if present); None: a temporary folder
                   prefix:str='', # in front of each progress line
                  )->tuple:
@@ -267,21 +292,15 @@ def benchmark_pipeline(train_df:pd.DataFrame, # images to load (cached at the tr
     def step(x, y):
         with torch.autocast(device.type, enabled=amp): loss = loss_func(model(x), y)
         opt.zero_grad(set_to_none=True); scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
-    def sync():
-        if device.type == 'cuda': torch.cuda.synchronize()
-    def batches():
-        while True:
-            for b in dl: yield b
-    it = batches()
+    sync = lambda: torch.cuda.synchronize() if device.type == 'cuda' else None
+    it = (b for _ in iter(int, 1) for b in dl)            # the loader's batches, epoch after epoch
     def run(pipeline):
         step(*(next(it) if pipeline else rand)); sync()  # warm-up
         t0 = time.perf_counter()
         for _ in range(n_steps): step(*(next(it) if pipeline else rand))
         sync()
         return n_steps * cfg.bs / (time.perf_counter() - t0)
-    res = {'pipeline': [], 'model': []}
-    for _ in range(reps):
-        res['pipeline'].append(run(True)); res['model'].append(run(False))
-    p, m = float(np.median(res['pipeline'])), float(np.median(res['model']))
+    res = [(run(True), run(False)) for _ in range(reps)]
+    p, m = (float(np.median([r[i] for r in res])) for i in (0, 1))
     return dict(method=method, arch=cfg.arch, size=cfg.size, bs=cfg.bs, device=str(device), amp=amp,
                 num_workers=cfg.num_workers, pipeline_img_s=round(p, 1), model_img_s=round(m, 1), ratio=round(p / m, 3))

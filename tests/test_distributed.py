@@ -111,7 +111,7 @@ def _worker(rank, port, out_dir):
     # a collapsed embedding scores the collapse value of the global batch
     out['collapsed'] = SupConLoss(gather_distributed=True)(f[0, 0].expand(B // W, V, D), labels=y[mine]).item()
     # chapter 11's losses gather too: ordinal SupCon (mask rows of the global batch) and Rank-N-Contrast (anchor rows)
-    from supcon_dr.losses import OrdinalSupConLoss, RankNContrastLoss
+    from supcon_dr.ordinal import OrdinalSupConLoss, RankNContrastLoss
     for name, crit in (('ordinal', OrdinalSupConLoss('linear', power=2.0, gather_distributed=True)),
                        ('rnc', RankNContrastLoss(temperature=0.5, gather_distributed=True)),
                        ('rnc_local', RankNContrastLoss(temperature=0.5))):
@@ -209,7 +209,7 @@ def test_collapse_value_is_that_of_the_global_batch(ranks):
 @pytest.mark.parametrize('name', ['ordinal', 'rnc'])
 def test_ordinal_losses_gathered_equal_one_process(ranks, name):
     "Ordinal SupCon and Rank-N-Contrast under gather_distributed: the same loss and gradient as one process (chapter 11)."
-    from supcon_dr.losses import OrdinalSupConLoss, RankNContrastLoss
+    from supcon_dr.ordinal import OrdinalSupConLoss, RankNContrastLoss
     f, y, _, _ = _batch()
     feats = f.clone().requires_grad_()
     crit = OrdinalSupConLoss('linear', power=2.0) if name == 'ordinal' else RankNContrastLoss(temperature=0.5)
@@ -220,7 +220,7 @@ def test_ordinal_losses_gathered_equal_one_process(ranks, name):
 
 def test_rnc_local_only_differs(ranks):
     "Without the gather, RnC ranks each anchor among its rank's samples only: another loss."
-    from supcon_dr.losses import RankNContrastLoss
+    from supcon_dr.ordinal import RankNContrastLoss
     f, y, _, _ = _batch()
     ref = RankNContrastLoss(temperature=0.5)(f, y).item()
     assert abs(sum(r['rnc_local'][0] for r in ranks) / W - ref) > 1e3 * TOL

@@ -9,28 +9,38 @@ def _run(*args):
     assert exe, 'the console script supcon_dr_run is not installed: pip install -e ".[dev]"'
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=900)
 
+def _csv_losses(out, method, fold):
+    "The per-epoch log a fold's training wrote: (first, last) train_loss and the last mean cosine (contrastive)."
+    import pandas as pd
+    h = pd.read_csv(out/'folds'/f'{method}_fold{fold}'/f'{method}_history.csv')
+    return h.train_loss.iloc[0], h.train_loss.iloc[-1], h['mean_cosine'].iloc[-1] if 'mean_cosine' in h else None
+
 def test_runner_end_to_end(tmp_path):
     out = tmp_path/'run'
     r = _run(*TINY, '--out', str(out))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out/'results.json').read_text())
-    assert list(res['summary']) == ['ce', 'supcon', 'random']
-    assert len(res['folds']) == 6 and res['config']['folds'] == 2 and res['config']['preset'] == 'quick'
+    assert list(res['summary']) == ['ce', 'supcon', 'random', 'features', 'ce_probe']     # ce brings its probe
+    assert len(res['folds']) == 10 and res['config']['folds'] == 2 and res['config']['preset'] == 'quick'
     assert res['config']['bs'] == 16 and res['config']['lr'] == 3e-3          # an explicit flag over the preset's
-    # one training record per trained (method, fold), with what "did it learn?" needs
+    # one training record per trained (method, fold), and it is what the fold's own log says
     recs = {(t['method'], t['fold']): t for t in res['training']}
     assert sorted(recs) == [('ce', 0), ('ce', 1), ('supcon', 0), ('supcon', 1)]
     for (m, f), t in recs.items():
-        assert t['epochs'] == 2 and t['first_train_loss'] > 0 and t['final_train_loss'] > 0
+        first, last, cos = _csv_losses(out, m, f)
+        assert t['epochs'] == 2 and abs(t['first_train_loss'] - first) < 1e-4 and abs(t['final_train_loss'] - last) < 1e-4, (m, f)
         assert ('collapse_value' in t) == (m == 'supcon')
+        if m == 'supcon': assert abs(t['mean_cosine'] - cos) < 1e-4
     assert abs(recs[('supcon', 0)]['collapse_value'] - 3.4340) < 1e-3        # log(2*16 - 1)
-    assert -1 <= recs[('supcon', 0)]['mean_cosine'] < 0.999
-    assert {'supcon_vs_ce', 'supcon_vs_random'} <= set(res['comparisons'])
+    assert {'supcon_vs_ce', 'supcon_vs_ce_probe', 'supcon_vs_random', 'supcon_vs_features', 'ce_vs_features'} <= set(res['comparisons'])
+    d = res['comparisons']['supcon_vs_ce']['qwk']
+    assert d['corrected'] is True and d['p_holm'] >= d['p_value']
+    assert all(v.startswith(('No verdict', 'Control: No verdict')) for v in res['verdicts'])   # 2 folds: too few to decide
     md = (out/'results.md').read_text()
-    assert 'Accuracy' in md and '**Training**' in md
-    for f in ('confusion.png', 'loss_curves.png', 'severity.png', 'run.log'): assert (out/f).stat().st_size > 0, f
+    assert 'Accuracy' in md and '**Training**' in md and '**Every comparison**' in md
+    for f in ('confusion.png', 'loss_curves.png', 'severity.png', 'run.log', 'predictions.csv'): assert (out/f).stat().st_size > 0, f
     # not a terminal: one line per epoch, no progress-bar frames
-    assert 'supcon_fold0: epoch 2/2:' in r.stdout and '\r' not in r.stdout
+    assert 'supcon fold 0: epoch 2/2:' in r.stdout and '\r' not in r.stdout
     assert 'Accuracy' in r.stdout
     # a rerun resumes: nothing is retrained, same numbers
     r2 = _run(*TINY, '--out', str(out))
@@ -38,6 +48,16 @@ def test_runner_end_to_end(tmp_path):
     assert '(resumed,' in r2.stdout and '(trained,' not in r2.stdout
     res2 = json.loads((out/'results.json').read_text())
     assert res2['summary'] == res['summary'] and res2['training'] == res['training']
+
+def test_features_control_needs_a_field_of_view(tmp_path):
+    "Images on which the hand-made statistics cannot find a field of view: one line before anything trains."
+    from PIL import Image
+    for g in range(5):
+        (tmp_path/'data'/str(g)).mkdir(parents=True)
+        for i in range(3): Image.new('RGB', (48, 48), (100 + 20 * g, 80, 40 + i)).save(tmp_path/'data'/str(g)/f'p{g}{i}_left.png')
+    r = _run('--data', 'folder', '--root', str(tmp_path/'data'), '--folds', '2', '--size', '32', '--out', str(tmp_path/'o'))
+    assert r.returncode == 2 and 'no field of view found' in r.stderr and "drop 'features'" in r.stderr, r.stderr[-2000:]
+    assert len(r.stderr.strip().splitlines()) == 1 and not list((tmp_path/'o').glob('folds/*.json'))
 
 @pytest.mark.parametrize('args,expect', [
     (['--data', 'nope'], "unknown --data 'nope'"),
@@ -47,10 +67,11 @@ def test_runner_end_to_end(tmp_path):
     (['--quick', '--lr', '0'], '--lr must be a number > 0, got 0'),
     (['--quick', '--temperature', '-0.1'], '--temperature must be a number > 0'),
     (['--quick', '--size', '5000'], 'larger than the synthetic images, which are rendered at 128 px'),
-    (['--quick', '--methods', 'ce,rnc', '--rnc_temperature', '0'], '--rnc_temperature must be a number > 0, got 0'),
+    (['--quick', '--methods', 'ce,rnc', '--rnc_temperature', '0'], '--rnc_temperature must be a positive number, got 0'),
     (['--quick', '--methods', 'ce,supcon_ord', '--ordinal_kind', 'cubic'], "--ordinal_kind must be one of ('exact', 'linear', 'gaussian'), got 'cubic'"),
-    (['--quick', '--jobs', '2', '--num_workers', '2'], '--jobs 2 with --num_workers 2'),
-    (['--quick', '--methods', 'ce,byol'], "--methods 'ce,byol': expected a comma-separated list of ce, supcon, simclr, supcon_ord, rnc, random"),
+    (['--quick', '--jobs', '2', '--num_workers', '2'], '--jobs: jobs=2 runs each training in a worker process, which cannot start DataLoader workers'),
+    (['--quick', '--methods', 'ce,byol'], "--methods 'ce,byol': expected a comma-separated list of ce, supcon, simclr, random, prior, features, ce_probe, supcon_ord, rnc"),
+    (['--quick', '--repeats', '0'], '--repeats must be a whole number of at least 1'),
 ])
 def test_runner_bad_input(tmp_path, args, expect):
     r = _run(*args, '--out', str(tmp_path/'o'))
@@ -79,11 +100,11 @@ def test_runner_under_torchrun(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out/'results.json').read_text())
     assert res['config']['world_size'] == 2 and res['config']['bs'] == 8 and res['jobs'] == 1
-    assert list(res['summary']) == ['ce', 'supcon', 'random'] and len(res['folds']) == 6
+    assert list(res['summary']) == ['ce', 'supcon', 'random', 'ce_probe'] and len(res['folds']) == 8
     sc = [t for t in res['training'] if t['method'] == 'supcon']
     assert all(abs(t['collapse_value'] - math.log(2 * 2 * 8 - 1)) < 1e-6 for t in sc)   # the global batch of 16 images
     for f in (0, 1):                                                                     # rank 0 alone printed and wrote
-        assert r.stdout.count(f'fold {f}      ce:') == 1 and r.stdout.count(f'supcon_fold{f}: epoch 2/2') == 1
+        assert r.stdout.count(f'fold {f}       ce:') == 1 and r.stdout.count(f'supcon fold {f}: epoch 2/2') == 1
         assert len((out/'folds'/f'ce_fold{f}'/'ce_history.csv').read_text().splitlines()) == 1 + 2
     assert 'training: each training spans 2 processes (DDP, gloo)' in (out/'run.log').read_text()
     assert '8 per process × 2 processes' in (out/'results.md').read_text()
@@ -109,12 +130,12 @@ def test_torchrun_rank_failure_then_resume(tmp_path):
     assert err.count('supcon_dr_run: rank 0 stopped') == 1 and '[rank0]: Traceback' not in err, err[-3000:]
     r = _torchrun(*args, '--out', str(out))
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'ce_fold0: epoch 1/8' not in r.stdout and 'ce_fold0: epoch 8/8' in r.stdout   # resumed after the last saved epoch
+    assert 'ce fold 0: epoch 1/8' not in r.stdout and 'ce fold 0: epoch 8/8' in r.stdout   # resumed after the last saved epoch
     assert len((out/'folds'/'ce_fold0'/'ce_history.csv').read_text().splitlines()) == 1 + 8
 
 def test_torchrun_bad_input_said_once(tmp_path):
     r = _torchrun(*TINY_DDP, '--jobs', '2', '--out', str(tmp_path/'o'))
-    assert r.returncode != 0 and r.stderr.count('supcon_dr_run: error: --jobs 2 under torchrun') == 1, r.stderr[-3000:]
+    assert r.returncode != 0 and r.stderr.count('supcon_dr_run: error: --jobs: jobs=2 under torchrun') == 1, r.stderr[-3000:]
     assert not (tmp_path/'o'/'config.json').exists()
 
 def test_torchrun_ranks_must_share_the_run_folder(tmp_path):

@@ -42,3 +42,25 @@ def test_no_fixture_or_training_loop_in_the_library():
     assert not hasattr(data, '_fake_image')
     assert not hasattr(synthetic, 'quick_resnet_accuracy')
     assert 'torch' not in open(synthetic.__file__).read(), 'the renderer needs no torch'
+
+def test_masks_leave_the_pixels_alone():
+    "Asking for the lesion masks draws extra layers only: the image is the same, bit for bit, at every grade and preset."
+    from supcon_dr.synthetic import render_fundus, MASK_TYPES
+    for g in range(5):
+        for d in ('easy', 'hard'):
+            kw = dict(seed=2, patient=f'mk{g}', eye='left' if g % 2 else 'right', difficulty=d)
+            im, masks = render_fundus(g, 48, return_masks=True, **kw)
+            assert np.array_equal(np.asarray(im), np.asarray(render_fundus(g, 48, **kw)))
+            assert list(masks) == list(MASK_TYPES) and all(m.shape == (48, 48) and m.dtype == bool for m in masks.values())
+
+def test_dataset_masks_on_disk(tmp_path):
+    "`make_synthetic_dataset(masks=True)` writes the same images plus one mask file per image, and its manifest points at them."
+    from PIL import Image
+    from supcon_dr.synthetic import make_synthetic_dataset, load_masks, lesion_mask
+    a = make_synthetic_dataset(tmp_path/'a', n_per_grade=2, size=32, masks=True)
+    b = make_synthetic_dataset(tmp_path/'b', n_per_grade=2, size=32)
+    assert 'mask_path' in a.columns and 'mask_path' not in b.columns
+    for pa, pb, pm, g in zip(a.path, b.path, a.mask_path, a.grade):
+        assert np.array_equal(np.asarray(Image.open(pa)), np.asarray(Image.open(pb)))
+        m = load_masks(pm)
+        assert m['field_of_view'].shape == (32, 32) and (g == 0 or lesion_mask(m).any())
