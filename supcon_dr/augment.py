@@ -17,7 +17,8 @@ with warnings.catch_warnings():  # fastai's import touches torch.jit.script, whi
     from fastai.data.core import DataLoaders
     from fastai.torch_core import to_detach
 from fastcore.basics import patch
-from .core import N_GRADES, default_device, shard_indices
+from .core import N_GRADES, default_device
+from .distributed import shard_indices
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RandomRotateFundus', 'valid_tfms', 'train_tfms', 'denormalize', 'show_augmentations',

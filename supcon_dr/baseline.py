@@ -22,7 +22,8 @@ with warnings.catch_warnings():  # fastai's import touches torch.jit.script, whi
     from fastai.losses import CrossEntropyLossFlat
 from fastcore.imports import IN_NOTEBOOK
 from fastcore.basics import patch
-from .core import N_GRADES, atomic_path, seed_everything, default_device, group_env, is_main_process, rank_seed
+from .core import N_GRADES, atomic_path, seed_everything, default_device
+from .distributed import group_env, is_main_process, rank_seed
 from .augment import get_dls
 from .metrics import classification_metrics
 from .data import fold_split

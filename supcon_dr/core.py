@@ -4,14 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #ff8ba6ad
 from __future__ import annotations
-import os, random, importlib, tempfile, contextlib
+import os, random, importlib, tempfile, contextlib, warnings
 from pathlib import Path
 from typing import NamedTuple
 
 # %% auto #0
-__all__ = ['GRADE_NAMES', 'N_GRADES', 'grade_name', 'seed_everything', 'default_device', 'DistEnv', 'dist_env',
-           'init_distributed', 'group_env', 'is_main_process', 'barrier', 'blind_ranks', 'peer_failed', 'leave_group',
-           'shard_indices', 'rank_seed', 'supcon_home', 'atomic_path', 'json_safe', 'require']
+__all__ = ['GRADE_NAMES', 'N_GRADES', 'grade_name', 'seed_everything', 'default_device', 'supcon_home', 'atomic_path',
+           'json_safe', 'warnings_to', 'require']
 
 # %% ../nbs/00_core.ipynb #db78f310
 GRADE_NAMES = ['No DR', 'Mild NPDR', 'Moderate NPDR', 'Severe NPDR', 'Proliferative DR'] # ICDR 0-4
@@ -58,121 +57,6 @@ def default_device(device:str|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps'; None:
         raise ValueError(f"device {device!r} was asked for but MPS is not available on this machine; use 'cpu'")
     return dev
 
-# %% ../nbs/00_core.ipynb #26c6a9cb
-class DistEnv(NamedTuple):
-    "Who this process is: global rank, rank on this machine, number of processes."
-    rank:int=0 # global rank, 0 .. world_size - 1
-    local_rank:int=0 # rank on this machine: which GPU to use
-    world_size:int=1 # number of processes in the job
-
-def dist_env(
-    environ:dict|None=None, # the variables to read; default `os.environ`
-)->DistEnv: # from torchrun's RANK, LOCAL_RANK, WORLD_SIZE; DistEnv(0, 0, 1) when they are not set
-    "Rank, local rank and world size from the torchrun environment variables, or the single-process defaults."
-    env = os.environ if environ is None else environ
-    if 'RANK' not in env and 'WORLD_SIZE' not in env: return DistEnv()
-    try: rank, world, local = int(env['RANK']), int(env['WORLD_SIZE']), int(env.get('LOCAL_RANK', env['RANK']))
-    except (KeyError, ValueError):
-        raise ValueError(f"RANK and WORLD_SIZE must both be set to integers (torchrun sets them), got "
-                         f"RANK={env.get('RANK')!r}, WORLD_SIZE={env.get('WORLD_SIZE')!r}, LOCAL_RANK={env.get('LOCAL_RANK')!r}") from None
-    if not (world >= 1 and 0 <= rank < world and 0 <= local <= rank):
-        raise ValueError(f"inconsistent torchrun environment: RANK={rank}, LOCAL_RANK={local}, WORLD_SIZE={world}")
-    return DistEnv(rank, local, world)
-
-# %% ../nbs/00_core.ipynb #1b34bc52
-def init_distributed(
-    backend:str|None=None, # 'gloo' or 'nccl'; default: $SUPCON_DR_BACKEND, else 'nccl' when CUDA is available, else 'gloo'
-)->DistEnv: # this process's rank, local rank and world size
-    "Initialise the default process group from the torchrun environment; a no-op when not launched by torchrun."
-    import torch, torch.distributed as dist
-    env = dist_env()
-    if 'RANK' not in os.environ or dist.is_initialized(): return env
-    missing = [k for k in ('MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
-    if missing: raise RuntimeError(f"RANK and WORLD_SIZE are set but {', '.join(missing)} is not: launch with torchrun")
-    backend = backend or os.environ.get('SUPCON_DR_BACKEND') or ('nccl' if torch.cuda.is_available() else 'gloo')
-    if backend not in ('gloo', 'nccl'): raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r} (from SUPCON_DR_BACKEND?)")
-    if backend == 'nccl' and env.local_rank >= torch.cuda.device_count():
-        raise RuntimeError(f"LOCAL_RANK={env.local_rank} needs GPU {env.local_rank}, but this machine has "
-                           f"{torch.cuda.device_count()}: start at most that many processes per node, or use backend='gloo'")
-    if env.local_rank < torch.cuda.device_count(): torch.cuda.set_device(env.local_rank)   # gloo: extra ranks share GPU 0
-    dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size)
-    return env
-
-def group_env()->DistEnv: # the default process group's rank and size; DistEnv(0, 0, 1) when none is initialised
-    "This process's place in the initialised process group: what the loaders and the training loop go by."
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()): return DistEnv()
-    return DistEnv(dist.get_rank(), dist_env().local_rank, dist.get_world_size())
-
-def is_main_process()->bool: # True on rank 0, and in a single process
-    "Whether this process should write checkpoints, logs and figures (rank 0)."
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank() == 0
-    return dist_env().rank == 0
-
-def barrier():
-    "Wait until every rank of the process group gets here; nothing to wait for in a single process."
-    if group_env().world_size > 1:
-        import torch.distributed as dist
-        dist.barrier()
-
-# %% ../nbs/00_core.ipynb #01222108
-def blind_ranks(folder, # a folder every rank should see
-               )->list:
-    "The ranks that do not see a file rank 0 writes into `folder` (empty in a single process): a folder not shared."
-    if group_env().world_size == 1: return []
-    import torch.distributed as dist
-    probe = Path(folder)/'.rank0_was_here'
-    barrier()                                   # every rank has looked at the folder before rank 0 writes
-    if is_main_process(): probe.write_text('')
-    barrier()
-    seen = [None] * group_env().world_size
-    dist.all_gather_object(seen, probe.exists())
-    barrier()
-    if is_main_process(): probe.unlink()
-    return [r for r, ok in enumerate(seen) if not ok]
-
-def peer_failed(e:Exception)->bool:
-    "Whether `e` is a collective failing because another process of the group died (gloo and NCCL raise RuntimeError)."
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()): return False
-    return isinstance(e, getattr(dist, 'DistError', ())) or (isinstance(e, RuntimeError) and any(
-        k in str(e) for k in ('gloo', 'NCCL', 'Connection reset', 'Connection closed', 'ProcessGroup')))
-
-def leave_group():
-    "Tear the process group down (every rank must have passed its last collective)."
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
-
-# %% ../nbs/00_core.ipynb #ced414dd
-def shard_indices(
-    idxs, # a sequence (list, range, array) of items to split, e.g. the row indices of a manifest
-    rank:int, # this process's rank, 0 <= rank < world_size
-    world_size:int, # number of processes
-    seed:int|None=None, # shuffle first with this seed (the same on every rank; add the epoch); None keeps the order
-)->list: # this rank's items: len(idxs) // world_size of them on every rank
-    "DistributedSampler's split (drop_last=True): an equal, disjoint, deterministic share of `idxs` for each rank."
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
-    n = len(idxs)
-    per_rank = n // world_size
-    if per_rank == 0: raise ValueError(f"{n} items cannot give each of {world_size} ranks at least one")
-    if seed is None: order = range(n)
-    else:
-        import torch
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return [idxs[i] for i in order[rank:per_rank * world_size:world_size]]
-
-def rank_seed(
-    seed:int, # the run's base seed
-    rank:int, # this process's rank
-)->int: # `seed` on rank 0; a distinct, deterministic 32-bit seed on every other rank
-    "A per-rank seed for augmentations and dropout (shuffling must use the common `seed`)."
-    if rank < 0: raise ValueError(f"rank must be >= 0, got {rank}")
-    if rank == 0: return seed
-    import numpy as np
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
-
 # %% ../nbs/00_core.ipynb #31e5fb43
 def supcon_home(*parts:str, # optional sub-folders, created too
                )->Path:
@@ -210,6 +94,15 @@ def json_safe(o):
     if type(o).__module__ == 'numpy' and hasattr(o, 'item'): o = o.item()
     if isinstance(o, float) and o != o: return None
     return o
+
+# %% ../nbs/00_core.ipynb #41bdaf86
+@contextlib.contextmanager
+def warnings_to(log): # where each warning goes, as one line: e.g. the run's `log.info`
+    "Collect the warnings raised inside the block and pass each to `log` as 'warning: ...' once the block is done."
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter('always'); yield
+    for w in said: log(f"warning: {w.message}")
+
 
 # %% ../nbs/00_core.ipynb #23029472
 def require(module:str, # the module to import, e.g. 'faiss'

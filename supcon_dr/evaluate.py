@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
-from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything, barrier, group_env, is_main_process
+from .core import GRADE_NAMES, N_GRADES, atomic_path, seed_everything
+from .distributed import barrier, group_env, is_main_process
 from functools import partial
 from .metrics import METRICS, LOWER_IS_BETTER, classification_metrics, check_predictions, plot_confusion
 from .data import patient_folds, fold_split

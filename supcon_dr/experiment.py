@@ -9,8 +9,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.docments import docments
-from .core import (atomic_path, seed_everything, default_device, dist_env, init_distributed, is_main_process,
-                            barrier, blind_ranks, peer_failed, leave_group, json_safe)
+from .core import atomic_path, seed_everything, default_device, json_safe, warnings_to
+from .distributed import dist_env, init_distributed, is_main_process, barrier, blind_ranks, peer_failed, leave_group
 from . import data as D
 from .data import DATA_SOURCES
 from .baseline import TrainConfig, PRESETS, METHODS, get_method, imagenet_weights_file
@@ -148,13 +148,11 @@ def train_config(cfg:dict, # from `make_config`
 def _manifest(cfg, log):
     "The data set the configuration names, checked, before preprocessing."
     d, root = cfg['data'], cfg['root']
-    with warnings.catch_warnings(record=True) as said:   # a loader's warning (no patient ids, a missing file): one line in the log
-        warnings.simplefilter('always')
+    with warnings_to(log):                       # a loader's warning (no patient ids, a missing file)
         try: m = DATA_SOURCES[d].load(root, cfg)
         except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, ConnectionError, OSError) as e:
             if isinstance(e, UsageError): raise
             raise UsageError(f"could not load --data {d}" + (f" from --root {root}" if root else '') + f": {e}") from None
-    for w in said: log(f"warning: {w.message}")
     if not len(m): raise UsageError(f"--data {d}: no images found" + (f" under --root {root}" if root else ''))
     if d != 'synthetic' and (src := D.source_size(m)) < cfg['size']:
         log(f"warning: --size {cfg['size']} is larger than the source images (median short side {src} px): "
@@ -175,15 +173,13 @@ def load_data(cfg:dict, # from `make_config`
         least = int(m.groupby('grade')['patient_id'].nunique().min())
         raise UsageError(f"--folds {cfg['folds']}: {e}; use --folds {max(2, least)} or fewer, or add data") from None
     if cfg['preprocess'] != 'none':
-        with warnings.catch_warnings(record=True) as said:   # an unreadable photograph is left out: one line in the log
-            warnings.simplefilter('always')
+        with warnings_to(log):                   # an unreadable photograph is left out
             try: m = D.preprocess_manifest(m, cfg['size'], method=cfg['preprocess'], progress=progress)
             except ValueError as e: raise UsageError(f"--data {cfg['data']}: {e}") from None
-        for w in said: log(f"warning: {w.message}")
     return folds(m)
 
 # %% ../nbs/09_experiment.ipynb #08b13a8f
-_PROBE = '.rank0_was_here'   # under torchrun: the file with which every rank checks it sees the folder (chapter 00's `blind_ranks`)
+_PROBE = '.rank0_was_here'   # under torchrun: the file with which every rank checks it sees the folder (chapter 10's `blind_ranks`)
 
 def prepare_out(out, # the --out folder
                 cfg:dict, # from `make_config`

@@ -12,7 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from .core import N_GRADES
-from .losses import SupConLoss, check_features, all_gather_with_grad, gather_active, rank_rows
+from .losses import SupConLoss, check_features
+from .distributed import all_gather_with_grad, gather_active, rank_rows
 from .baseline import Method, register_method
 
 # %% ../nbs/11_ordinal.ipynb #13444e8a

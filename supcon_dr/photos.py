@@ -17,6 +17,7 @@ from .metrics import classification_metrics
 from .baseline import TrainConfig, fit_ce_fold, save_checkpoint
 from .probe import fit_supcon_fold, fit_random_fold, fit_features_fold, probe_fold
 from .studies import DEV_SEED
+import supcon_dr.ordinal   # registers chapter 11's methods, which the study trains too (and its worker processes need)
 
 # %% ../nbs/12_real_photographs.ipynb #203e6902
 def dev_photos(root=None, # the folder; None: $SUPCON_DR_DEV_PHOTOS, else `shared/data/eyepacs-dev` beside the repository

@@ -12,7 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from .core import N_GRADES, atomic_path, seed_everything, default_device, is_main_process
+from .core import N_GRADES, atomic_path, seed_everything, default_device
+from .distributed import is_main_process
 from .augment import ManifestDataset, valid_tfms
 from .metrics import classification_metrics
 from .data import statistics_frame

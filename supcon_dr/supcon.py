@@ -17,7 +17,8 @@ with warnings.catch_warnings():
     from fastai.optimizer import Adam
 from .core import N_GRADES, seed_everything, default_device
 from .augment import get_dls
-from .losses import SupConLoss, supcon_collapse_value, all_gather_with_grad
+from .losses import SupConLoss, supcon_collapse_value
+from .distributed import all_gather_with_grad
 from .baseline import (TrainConfig, Encoder, create_encoder, GradeClassifier, EpochCheckpoint, fit_resumable,
                               load_checkpoint, encoder_for, optimizer_for, run_key, fold_dls, DistributedFit,
                               Method, register_method, get_method, method_names, class_weights, unwrap)

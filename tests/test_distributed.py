@@ -74,8 +74,8 @@ def _worker(rank, port, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(W))
     torch.set_num_threads(1)
     import supcon_dr.losses as losses
-    from supcon_dr.losses import SupConLoss, all_gather_with_grad
-    from supcon_dr.distributed import init_distributed
+    from supcon_dr.losses import SupConLoss
+    from supcon_dr.distributed import all_gather_with_grad, init_distributed
     init_distributed('gloo')                # CPU tensors: gloo, also where CUDA exists (the default would be nccl)
     assert dist.get_backend() == 'gloo' and dist.get_world_size() == W
     real = losses.all_gather_with_grad

@@ -142,7 +142,7 @@ def test_torchrun_ranks_must_share_the_run_folder(tmp_path):
     "Several machines without a shared --out would each resume from their own files and hang: the runner checks first."
     script = tmp_path/'blind.py'
     script.write_text(
-        "import os, sys\nfrom pathlib import Path\nfrom supcon_dr.core import init_distributed\n"
+        "import os, sys\nfrom pathlib import Path\nfrom supcon_dr.distributed import init_distributed\n"
         "from supcon_dr.experiment import _check_shared_out, UsageError\n"
         "env = init_distributed('gloo')\nout = Path(sys.argv[1]) / f'node{env.rank}'; out.mkdir()   # a folder per 'machine'\n"
         "try: _check_shared_out(out)\nexcept UsageError as e: print(f'rank {env.rank}: {e}')\n"

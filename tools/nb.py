@@ -34,7 +34,7 @@ def _keep_ids(old, nb):
         if tag == 'equal' or (tag == 'replace' and i2 - i1 == j2 - j1):
             for i, j in zip(range(i1, i2), range(j1, j2)): nb.cells[j].id = old.cells[i].id
 
-def execute(nb, path, old_outputs, mode='changed', timeout=3600):
+def execute(nb, path, old_outputs, mode='changed', timeout=3 * 3600):   # a study cell on a shared machine can take an hour
     import os
     os.environ.pop('MPLBACKEND', None)   # the kernel inherits it: 'Agg' would silently drop every figure from the outputs
     nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
