@@ -236,14 +236,24 @@ def _history_records(h):
     return json.loads(json.dumps(h, default=str))
 
 # %% ../nbs/07_cv_evaluation.ipynb #3f12cdaa
-def _check_resumed(rec, file, cfg_d, valid_paths):
+def _image_ids(va)->list:
+    """What names a fold's validation images across runs: the originals' file names (`source_path`, chapter 01), else
+    `path`'s. Not the preprocessed cache's names, which change when the same photographs are copied or re-mounted."""
+    return [Path(p).name for p in va['source_path' if 'source_path' in va else 'path'].astype(str)]
+
+def _check_resumed(rec, file, cfg_d, va):
     old = rec.get('config', {})
     if old != cfg_d:
         diff = sorted(k for k in set(old) | set(cfg_d) if old.get(k) != cfg_d.get(k))
         raise ValueError(f"{file} was written with a different configuration (differs in {diff}); "
                          "use a new out_dir or delete the file to re-run that fold")
-    if [Path(p).name for p in rec.get('paths', [])] != [Path(p).name for p in valid_paths]:
-        raise ValueError(f"{file} holds predictions for other validation images than this fold of this manifest; "
+    had = rec['images'] if 'images' in rec else [Path(p).name for p in rec.get('paths', [])]   # older records: cache names
+    has = _image_ids(va) if 'images' in rec else [Path(p).name for p in va['path'].astype(str)]
+    if had != has:
+        i = next((i for i, (a, b) in enumerate(zip(had, has)) if a != b), min(len(had), len(has)))
+        at = lambda l: l[i] if i < len(l) else '(none)'
+        raise ValueError(f"{file} holds predictions for other validation images than this fold of this manifest "
+                         f"({len(had)} vs {len(has)} images; row {i}: {at(had)} vs {at(has)}); "
                          "use a new out_dir for a new manifest or new folds")
 
 # %% ../nbs/07_cv_evaluation.ipynb #275dcaad
@@ -279,7 +289,7 @@ def _record(method, fold, tr, va, res, secs, cfg_d):
         m = classification_metrics(y, p)
     return dict(method=method, fold=fold, n_train=len(tr), n_valid=len(va), seconds=secs,
                 missing_grades=sorted(set(range(N_GRADES)) - set(y.tolist())), metrics=m, config=cfg_d,
-                paths=va['path'].astype(str).tolist(), y_true=y.tolist(), probs=np.round(p, 6).tolist(),
+                paths=va['path'].astype(str).tolist(), images=_image_ids(va), y_true=y.tolist(), probs=np.round(p, 6).tolist(),
                 history=_history_records(getattr(res, 'history', None)))
 
 # %% ../nbs/07_cv_evaluation.ipynb #6ab4875a
@@ -291,7 +301,7 @@ def _read(file, cfg_d, va):
     "A finished (method, fold) read back, after checking it belongs to this run; None when there is none."
     if file is None or not file.exists(): return None
     rec = json.loads(file.read_text())
-    _check_resumed(rec, file, cfg_d, va['path'].astype(str).tolist())
+    _check_resumed(rec, file, cfg_d, va)
     return rec
 
 # %% ../nbs/07_cv_evaluation.ipynb #edf1b6b3
