@@ -203,8 +203,10 @@ def _check_config(self):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise ValueError(f"TrainConfig.{k} must be a number > 0, got {v!r}")
     if not 0 <= self.warmup < 1: raise ValueError(f"TrainConfig.warmup must be in [0, 1), got {self.warmup!r}")
-    if isinstance(self.ce_weight, bool) or not isinstance(self.ce_weight, (int, float)) or self.ce_weight < 0:
-        raise ValueError(f"TrainConfig.ce_weight must be a number >= 0, got {self.ce_weight!r}")
+    for k in ('ce_weight', 'simclr_weight'):
+        v = getattr(self, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ValueError(f"TrainConfig.{k} must be a number >= 0, got {v!r}")
     if not 0 <= self.dropout < 1: raise ValueError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
     if self.opt not in ('adamw', 'sgd'): raise ValueError(f"TrainConfig.opt must be 'adamw' or 'sgd', got {self.opt!r}")
     if self.head not in HEADS: raise ValueError(f"TrainConfig.head must be one of {HEADS}, got {self.head!r}")
@@ -248,6 +250,7 @@ class TrainConfig(EncoderConfig):
     rnc_similarity:str = 'l2'      # Rank-N-Contrast similarity: 'l2' (minus the distance) or 'cosine' (chapter 11)
     strength:float = 1.0           # contrastive augmentation strength (chapter 02)
     ce_weight:float = 0.0          # contrastive methods: add ce_weight x the cross-entropy of a linear head on the encoder (chapter 12)
+    simclr_weight:float = 0.0      # SupCon: add simclr_weight x SimCLR's loss (each image's other view its only positive) on the same views (chapter 12)
     seed:int = 0                   # weights, batch order and augmentations
     device:str|None = None         # None: cuda, else mps, else cpu
     amp:bool = True                # mixed precision (used on CUDA only)
@@ -259,7 +262,7 @@ class TrainConfig(EncoderConfig):
 # %% ../nbs/04_baseline.ipynb #3b343d24
 PRESETS = {
     'quick': {},   # the defaults: the built-in synthetic data on a CPU, minutes
-    'cpu': dict(size=96, epochs=30, supcon_epochs=14, lr=1e-3, head='bn_out', temperature=0.2),   # real photos on a CPU, measured in chapter 12
+    'cpu': dict(size=128, epochs=25, supcon_epochs=14, lr=1e-3, head='bn_out', temperature=0.2),   # real photos on a CPU, measured in chapter 12
     'paper': dict(arch='resnet50', pretrained=True, freeze_stem=True, size=224, bs=64, epochs=20, supcon_epochs=20,
                   lr=5e-3, supcon_lr=5e-3, num_workers=min(8, os.cpu_count() or 1)),   # the original study, for a GPU
 }
@@ -273,7 +276,7 @@ def preset(cls:TrainConfig, name:str='quick', # 'quick', 'cpu' or 'paper' (see `
 
 # %% ../nbs/04_baseline.ipynb #25b02fa0
 _NOT_IN_RUN_KEY = ('num_workers', 'progress')
-_NEWER_FIELDS = {'world_size': 1, 'ce_weight': 0.0, 'init': None}   # fields added after runs were kept; left out at their defaults
+_NEWER_FIELDS = {'world_size': 1, 'ce_weight': 0.0, 'init': None, 'simclr_weight': 0.0}   # fields added after runs were kept; left out at their defaults
 
 def run_key(cfg:TrainConfig, # the settings
             **extra, # what else identifies the run, e.g. `method='supcon'`

@@ -55,7 +55,8 @@ def _loss_record(h:pd.DataFrame)->dict:
     if h is None or not len(h): return {}
     out = dict(first=float(h.train_loss.iloc[0]), final=float(h.train_loss.iloc[-1]), loss=h.train_loss.tolist())
     if 'mean_cosine' in h: out.update(cos=float(h.mean_cosine.iloc[-1]), collapse=float(h.collapse_value.iloc[-1]))
-    if 'ce_term' in h: out['ce_term'] = h.ce_term.tolist()
+    for k in ('ce_term', 'simclr_term'):
+        if k in h: out[k] = h[k].tolist()
     return out
 
 def _scores(res, prefix='')->dict:
@@ -147,4 +148,4 @@ def study_table(runs:pd.DataFrame, # `grid` rows of `photo_run` (and `control_ru
     return out
 
 # %% ../nbs/12_real_photographs.ipynb #eb7e89f4
-CPU_CHOICE = dict(size=96, epochs=30, supcon_epochs=14)                                           # what the study changed
+CPU_CHOICE = dict(supcon_epochs=14)                                           # what the study changed

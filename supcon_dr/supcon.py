@@ -25,7 +25,8 @@ from .baseline import (TrainConfig, Encoder, create_encoder, GradeClassifier, Ep
 
 # %% auto #0
 __all__ = ['SupConModel', 'mean_cosine', 'ContrastiveLoss', 'alignment', 'uniformity', 'AlignUniform', 'CollapseMonitor',
-           'JointCE', 'supcon_learner', 'pretrain', 'plot_supcon_history', 'pretrain_fold', 'benchmark_pipeline']
+           'JointCE', 'JointSimCLR', 'supcon_learner', 'pretrain', 'plot_supcon_history', 'pretrain_fold',
+           'benchmark_pipeline']
 
 # %% ../nbs/05_supcon.ipynb #4de852a8
 class SupConModel(nn.Module):
@@ -187,6 +188,23 @@ class JointCE(Callback):
         self.terms.append(float(ce.detach()))
     def after_epoch(self): self.epoch_record = {'ce_term': float(np.mean(self.terms))} if self.terms else None
 
+# %% ../nbs/05_supcon.ipynb #eeb9e53d
+class JointSimCLR(Callback):
+    "Add `weight` x SimCLR's loss (each view's only positive its image's other view) of the same embeddings to the back-propagated loss."
+    order = 45   # its `epoch_record` is merged by `EpochCheckpoint` (60)
+    def __init__(self, weight:float, # μ
+                 temperature:float, # SimCLR's temperature (the contrastive loss's)
+                ):
+        self.weight, self.loss, self.epoch_record = weight, SupConLoss(temperature=temperature, base_temperature=temperature), None
+    def before_epoch(self): self.terms = []
+    def after_loss(self):
+        if not self.training: return
+        self.loss.gather_distributed = getattr(self.learn.loss_func, 'gather_distributed', False)   # torchrun: the global batch
+        term = self.loss(self.pred)                 # no grades: SimCLR
+        self.learn.loss_grad = self.learn.loss_grad + self.weight * term
+        self.terms.append(float(term.detach()))
+    def after_epoch(self): self.epoch_record = {'simclr_term': float(np.mean(self.terms))} if self.terms else None
+
 # %% ../nbs/05_supcon.ipynb #3d851797
 def supcon_learner(dls, # two-view `DataLoaders` (`get_dls(..., two_view=True)`)
                    cfg:TrainConfig, # the settings
@@ -205,6 +223,9 @@ def supcon_learner(dls, # two-view `DataLoaders` (`get_dls(..., two_view=True)`)
     if cfg.ce_weight:   # a cross-entropy term beside the contrastive loss: its head is part of the model while it trains
         model.aux = nn.Linear(model.encoder.num_features, N_GRADES)
         cbs.append(JointCE(cfg.ce_weight, class_weights(dls.train.dataset.grades) if cfg.class_weights else None))
+    if cfg.simclr_weight:   # SimCLR's loss beside a contrastive loss that uses the grades
+        if not loss.labels: raise ValueError(f"simclr_weight adds SimCLR's loss to a method that uses the grades; {name!r} does not")
+        cbs.append(JointSimCLR(cfg.simclr_weight, cfg.temperature))
     learn = Learner(dls, model, loss_func=loss, opt_func=optimizer_for(cfg), lr=cfg.supcon_lr, wd=cfg.wd,
                     metrics=AlignUniform(), cbs=cbs, path=path)
     if cfg.amp and dls.device.type == 'cuda': learn.to_fp16()
